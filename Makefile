@@ -6,8 +6,15 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
+# MathJax is served from the built book itself so that its math renders offline. It comes
+# from the npm registry at install time (pinned, checksum verified) and is copied into the
+# HTML by `html_extra_path` in _config.yml.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+MATHJAX_ROOT := $(VENV)/share/book-extra
+MATHJAX := $(MATHJAX_ROOT)/_static/mathjax/tex-mml-chtml.js
 
-.PHONY: install test book bench lint clean
+.PHONY: install test book bench lint clean mathjax browser
 
 install: $(STAMP)
 
@@ -18,12 +25,30 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" > /dev/null
 	touch $(STAMP)
 
-test: install
+$(MATHJAX):
+	rm -rf $(MATHJAX_ROOT) && mkdir -p $(MATHJAX_ROOT)/_static/mathjax
+	cd $(MATHJAX_ROOT) && npm pack --silent mathjax@$(MATHJAX_VERSION) > /dev/null
+	echo "$(MATHJAX_SHA256)  $(MATHJAX_ROOT)/mathjax-$(MATHJAX_VERSION).tgz" | sha256sum --check --quiet
+	tar -xzf $(MATHJAX_ROOT)/mathjax-$(MATHJAX_VERSION).tgz -C $(MATHJAX_ROOT) \
+	  package/LICENSE package/es5/tex-mml-chtml.js package/es5/input package/es5/output/chtml \
+	  package/es5/output/chtml.js package/es5/a11y package/es5/ui package/es5/sre
+	cp -R $(MATHJAX_ROOT)/package/LICENSE $(MATHJAX_ROOT)/package/es5/. $(MATHJAX_ROOT)/_static/mathjax/
+	rm -rf $(MATHJAX_ROOT)/package $(MATHJAX_ROOT)/mathjax-$(MATHJAX_VERSION).tgz
+
+mathjax: $(MATHJAX)
+
+# Headless Chromium for the browser checks in tests/test_book.py (Debian's package).
+browser:
+	command -v chromium > /dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install $(MATHJAX)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 
-book: install
+book: install $(MATHJAX)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	touch _build/html/.book-built  # tells tests/test_book.py that the HTML is up to date
 
 bench: install
 	$(BIN)/python bench/bench_layers.py
