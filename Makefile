@@ -5,7 +5,6 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
-export MPLBACKEND := Agg
 # MathJax is served from the built book itself so that its math renders offline. It comes
 # from the npm registry at install time (pinned, checksum verified) and is copied into the
 # HTML by `html_extra_path` in _config.yml.
@@ -58,3 +57,21 @@ lint: install
 
 clean:
 	rm -rf _build
+
+# Instructor workflow for the graded exercises (tools/course.py; see solutions/README.md).
+# ASSIGNMENT=04_normalization limits a target to one assignment; FORCE=1 regrades.
+COURSE := $(BIN)/python tools/course.py
+
+.PHONY: release autograde feedback grades
+
+release: install
+	$(COURSE) release $(ASSIGNMENT)
+
+autograde: install
+	$(COURSE) autograde $(ASSIGNMENT) $(if $(FORCE),--force)
+
+feedback: install
+	$(COURSE) feedback $(ASSIGNMENT)
+
+grades: install
+	$(COURSE) grades

@@ -141,7 +141,9 @@ def built_book() -> Path:
     with FileLock(str(BUILD / ".book-build.lock"), timeout=3600):
         if not _book_is_fresh():
             cmd = [_jupyter_book(), "build", str(ROOT), "-W", "-n", "--keep-going"]
-            env = {**os.environ, "MPLBACKEND": "Agg"}
+            # The kernels must draw with matplotlib's inline backend: an inherited
+            # MPLBACKEND (Agg, say) would silently drop every figure from the pages.
+            env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
             run = subprocess.run(
                 cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000
             )
