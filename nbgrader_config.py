@@ -1,0 +1,47 @@
+"""nbgrader configuration of the course (instructor side).
+
+The course root is the directory of this file: ``solutions/`` holds the nbgrader source
+notebooks (generated from ``solutions/<assignment>.py``), ``exercises/`` the released
+student versions (committed), and ``submitted/``, ``autograded/``, ``feedback/`` and
+``gradebook.db`` the grading state (git-ignored). Use ``make release``, ``make autograde``,
+``make feedback`` and ``make grades`` (``tools/course.py``) rather than nbgrader directly;
+they run with this configuration. See ``solutions/README.md``.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+
+from course import HideHiddenTests, LimitOutputSize  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.converters import Autograde  # noqa: E402
+from nbgrader.preprocessors import GetGrades, LimitOutput  # noqa: E402
+
+c = get_config()  # noqa: F821
+
+# Layout.
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+
+# Student version: a solution region becomes a stub that fails loudly.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Autograding: the course kernel, a time limit per cell, bounded output, and test cells a
+# student deleted are put back (their source comes from the gradebook).
+c.Execute.kernel_name = "python3"
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+c.Execute.timeout = 30
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 60
+c.OverwriteCells.add_missing_cells = True
+_steps = list(Autograde.autograde_preprocessors.make_dynamic_default())
+_steps.insert(_steps.index(LimitOutput) + 1, LimitOutputSize)
+c.Autograde.autograde_preprocessors = _steps
+
+# Feedback shows every failure message but no hidden test.
+c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]

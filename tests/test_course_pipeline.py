@@ -1,0 +1,401 @@
+"""The graded exercises end to end: source notebooks, release, autograde, feedback, grades.
+
+The fast tests run the notebooks' cells in-process: the solutions pass every test cell, the
+released stubs fail every one, and every catalog mistake fails a test cell of its function
+with its message. The slow test runs the instructor workflow (tools/course.py, i.e. the
+make targets) with nbgrader in a throwaway course root and gradebook, with honest, wrong
+and hostile submissions.
+"""
+
+import copy
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from normcore import grading
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import course  # noqa: E402
+
+ASSIGNMENTS = course.assignments_in(ROOT)
+A = "04_normalization"  # the assignment the workflow test submits hostile notebooks to
+SOURCE = ROOT / "solutions" / A / f"{A}.ipynb"
+RELEASE = ROOT / "exercises" / A / f"{A}.ipynb"
+
+
+def source_of(name):
+    return ROOT / "solutions" / name / f"{name}.ipynb"
+
+
+def release_of(name):
+    return ROOT / "exercises" / name / f"{name}.ipynb"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def meta(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def graded_functions(nb):
+    return [meta(c)["grade_id"] for c in nb.cells if meta(c).get("solution")
+            and c.cell_type == "code"]
+
+
+def graded_cells(nb):
+    return [(meta(c)["grade_id"], c.source) for c in nb.cells
+            if meta(c).get("grade") and c.cell_type == "code"]
+
+
+def mutant_source(solution_source: str, mistake, function: str) -> str:
+    """An answer cell that implements ``function`` with ``mistake`` (its catalog mutant).
+
+    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
+    a backward records the forward's inputs, since a backward mutant takes
+    ``(dout, *forward_args, **forward_kwargs)``.
+    """
+    head = ("import copy as _copy\n"
+            "from normcore.grading import get_mistake as _get_mistake\n"
+            f"_mutant = _get_mistake({mistake.key!r}).mutant\n")
+    if "_backward" in function:
+        forward = function.split("_backward")[0] + "_forward"
+        return head + (
+            "class _Recorded(tuple):\n"
+            "    pass\n\n"
+            f"_solution_forward = {forward}\n\n"
+            f"def {forward}(*args, **kwargs):\n"
+            "    inputs = (_copy.deepcopy(args), _copy.deepcopy(kwargs))\n"
+            "    out, cache = _solution_forward(*args, **kwargs)\n"
+            "    cache = _Recorded(cache)\n"
+            "    cache.inputs = inputs\n"
+            "    return out, cache\n\n"
+            f"def {function}(dout, cache):\n"
+            "    return _mutant(dout, *cache.inputs[0], **cache.inputs[1])\n")
+    if function.endswith("_forward"):
+        return solution_source + "\n\n" + head + (
+            f"_solution = {function}\n\n"
+            f"def {function}(*args, **kwargs):\n"
+            "    _, cache = _solution(*_copy.deepcopy(args), **_copy.deepcopy(kwargs))\n"
+            "    return _mutant(*args, **kwargs)[0], cache\n")
+    return head + f"{function} = _mutant\n"
+
+
+def namespace(nb, replace=None):
+    """Run the setup and answer cells of ``nb`` (with replaced sources) in a fresh namespace."""
+    replace = replace or {}
+    ns = {"__name__": "__main__"}
+    for cell in nb.cells:
+        gid = meta(cell).get("grade_id")
+        if cell.cell_type == "code" and (gid == "setup" or meta(cell).get("solution")):
+            exec(compile(replace.get(gid, cell.source), gid, "exec"), ns)
+    return ns
+
+
+def run_test_cell(ns, grade_id, source):
+    """None if the test cell passes, else its error message."""
+    try:
+        exec(compile(source, grade_id, "exec"), dict(ns))
+    except Exception as exc:  # a failing cell scores 0, whatever the error
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# -------------------------------------------------------------------- source notebooks
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_source_notebook_is_built_from_its_text(name):
+    built = course.build_notebook(ROOT / "solutions" / f"{name}.py")
+    committed = (ROOT / "solutions" / name / f"{name}.ipynb").read_text()
+    assert nbformat.writes(built) + "\n" == committed, (
+        f"solutions/{name}/{name}.ipynb is stale: run `make release`")
+
+
+GOOD = '''# %% [markdown]
+# **Total: 2 points**
+
+# %% nbgrader="answer" grade_id="f"
+def f():
+    ### BEGIN SOLUTION
+    return 1
+    ### END SOLUTION
+
+# %% nbgrader="tests" grade_id="test_f" points=2
+# 2 points: f.
+assert f() == 1
+'''
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda s: s, None),
+    (lambda s: s.replace("Total: 2", "Total: 3"), "state 3 points, the graded cells add up to 2"),
+    (lambda s: s.replace("**Total: 2 points**", "Two points."), "no '\\*\\*Total: N points"),
+    (lambda s: s.replace("    ### END SOLUTION\n", ""), "wraps its solution in"),
+    (lambda s: s.replace(" points=2", ""), "needs points=N"),
+    (lambda s: s.replace("# 2 points: f.", "# f."), "first line must state the points"),
+    (lambda s: s.replace('grade_id="test_f"', 'grade_id="f"'), "duplicate grade_id"),
+    (lambda s: s.replace("assert f() == 1", "### BEGIN HIDDEN TESTS\nassert f()"),
+     "unbalanced hidden-test markers"),
+    (lambda s: s.replace('nbgrader="answer"', 'nbgrader="solution"'), "expected one of"),
+    (lambda s: s.replace('nbgrader="answer" ', ""), "grade_id/points given without"),
+])
+def test_build_checks_the_template(tmp_path, edit, message):
+    source = tmp_path / "99_example.py"
+    source.write_text(edit(GOOD))
+    if message is None:
+        nb = course.build_notebook(source)
+        assert [meta(c).get("points") for c in nb.cells] == [None, None, 2]
+        assert meta(nb.cells[2])["locked"] and not meta(nb.cells[1])["locked"]
+    else:
+        with pytest.raises(course.CourseError, match=message):
+            course.build_notebook(source)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_release_has_no_solution_and_no_hidden_test(name):
+    assert course.check_release(source_of(name), release_of(name)) == []
+    text = release_of(name).read_text()
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN" not in text
+    stubs = [c for c in read(release_of(name)).cells if c.cell_type == "code"
+             and "raise NotImplementedError()" in c.source]
+    assert len(stubs) == len(graded_functions(read(source_of(name))))
+
+
+def test_release_of_normalization_hides_known_secrets():
+    text = RELEASE.read_text()
+    for secret in ("running_var += momentum * var", "from normcore import normalization as _ref",
+                   "default_rng(4041)"):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_solutions_pass_every_test_cell(name):
+    nb = read(source_of(name))
+    ns = namespace(nb)
+    failures = {gid: msg for gid, src in graded_cells(nb) if (msg := run_test_cell(ns, gid, src))}
+    assert failures == {}
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_released_stubs_fail_every_test_cell(name):
+    source, release = read(source_of(name)), read(release_of(name))
+    ns = namespace(release)
+    for gid, src in graded_cells(source):  # the graded version of each cell, hidden tests too
+        message = run_test_cell(ns, gid, src)
+        assert message and "not implemented yet" in message, (gid, message)
+
+
+def _mutants():
+    found = []
+    for name in ASSIGNMENTS:
+        functions = graded_functions(read(source_of(name)))
+        found += [(name, m, f) for m in grading.CATALOG for f in m.applies_to if f in functions]
+    return found
+
+
+@pytest.mark.parametrize(("name", "mistake", "function"), _mutants(),
+                         ids=[f"{m.key}-{f}" for _, m, f in _mutants()])
+def test_each_mutant_fails_a_test_cell_with_its_message(name, mistake, function):
+    nb = read(source_of(name))
+    solution = {meta(c)["grade_id"]: c.source for c in nb.cells if meta(c).get("grade_id")}
+    ns = namespace(nb, {function: mutant_source(solution[function], mistake, function)})
+    stem = function.split("_backward")[0].split("_forward")[0]
+    messages = {}
+    for gid, src in graded_cells(nb):
+        if stem not in src:
+            continue
+        messages[gid] = run_test_cell(ns, gid, src)
+        if messages[gid] and mistake.message in messages[gid]:
+            return
+    pytest.fail(f"no test cell of {function} names {mistake.key}: {messages}")
+
+
+# ----------------------------------------------------------------- the whole workflow
+
+
+def perfect_submission():
+    """The released notebook with every answer cell filled in with the solution."""
+    source, nb = read(SOURCE), copy.deepcopy(read(RELEASE))
+    answers = {meta(c)["grade_id"]: c.source for c in source.cells if meta(c).get("solution")}
+    for cell in nb.cells:
+        if meta(cell).get("grade_id") in answers:
+            cell.source = answers[meta(cell)["grade_id"]]
+    return nb
+
+
+def with_cell(nb, grade_id, source=None, *, delete=False, prepend=""):
+    nb = copy.deepcopy(nb)
+    index = next(i for i, c in enumerate(nb.cells) if meta(c).get("grade_id") == grade_id)
+    if delete:
+        del nb.cells[index]
+    else:
+        nb.cells[index].source = prepend + (nb.cells[index].source if source is None else source)
+    return nb
+
+
+def submissions():
+    perfect = perfect_submission()
+    src = {meta(c)["grade_id"]: c.source for c in read(SOURCE).cells if meta(c).get("grade_id")}
+
+    def mutated(nb, key, function):
+        return with_cell(nb, function,
+                         mutant_source(src[function], grading.get_mistake(key), function))
+
+    noisy = copy.deepcopy(perfect)
+    noisy.cells.insert(2, nbformat.v4.new_code_cell(
+        'for _ in range(50_000):\n    print("spam " * 20)\nprint("x" * 3_000_000)'))
+    return {
+        "solution": perfect,
+        "untouched": read(RELEASE),
+        "infinite-loop": with_cell(perfect, "batch_norm_forward", prepend="while True:\n"
+                                   "    pass\n"),
+        "import-error": with_cell(perfect, "layer_norm_forward",
+                                  prepend="import a_module_that_does_not_exist\n"),
+        "noisy": noisy,
+        "deleted-test": with_cell(mutated(perfect, "ln_over_batch_axis", "layer_norm_forward"),
+                                  "test_layer_norm_forward", delete=True),
+        "edited-test": with_cell(mutated(perfect, "gn_strided_groups", "group_norm_forward"),
+                                 "test_group_norm_forward", "# 3 points\npass"),
+        "calls-reference": with_cell(perfect, "batch_norm_forward",
+                                     "from normcore.normalization import batch_norm_forward"),
+        "mutant-forward": mutated(perfect, "bn_unbiased_batch_var", "batch_norm_forward"),
+        "mutant-backward": mutated(perfect, "bn_backward_no_stat_terms", "batch_norm_backward"),
+    }
+
+
+def scores(root):
+    """{student: {grade_id: score}} from the gradebook of the course root."""
+    from nbgrader.api import Gradebook
+
+    result = {}
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        for sub in gb.find_assignment(A).submissions:
+            nb = sub.notebooks[0]
+            result[sub.student.id] = {g.name: g.score for g in nb.grades}
+    return result
+
+
+def cell_error(root, student, grade_id):
+    nb = read(root / "autograded" / student / A / f"{A}.ipynb")
+    cell = next(c for c in nb.cells if meta(c).get("grade_id") == grade_id)
+    return " ".join(f"{o.ename}: {o.evalue}" for o in cell.outputs if o.output_type == "error")
+
+
+@pytest.fixture(scope="module")
+def course_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    config = (ROOT / "nbgrader_config.py").read_text() + "\nc.Execute.timeout = 10\n"
+    (root / "nbgrader_config.py").write_text(config)
+    shutil.copytree(ROOT / "tools", root / "tools",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "solutions").mkdir()
+    for name in ASSIGNMENTS:
+        shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")
+    assert course.main(["--root", str(root), "release"]) == 0
+    for student, nb in submissions().items():
+        folder = root / "submitted" / student / A
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{A}.ipynb")
+    # A file nbgrader cannot read at all: reported, and the others are graded regardless.
+    broken = root / "submitted" / "not-a-notebook" / A
+    broken.mkdir(parents=True)
+    (broken / f"{A}.ipynb").write_text("{ this is not a notebook")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")
+def test_instructor_workflow(course_root, capsys):
+    root = course_root
+    for name in ASSIGNMENTS:
+        fresh = read(root / "exercises" / name / f"{name}.ipynb")
+        committed = read(release_of(name))
+        assert [(c.cell_type, c.source, meta(c)) for c in fresh.cells] == [
+            (c.cell_type, c.source, meta(c)) for c in committed.cells], (
+            f"exercises/{name} differs from a fresh release: run `make release`")
+        assert fresh.metadata == committed.metadata
+
+    # Autograde every submission; a second run keeps everything.
+    assert course.main(["--root", str(root), "autograde"]) == 1  # the unreadable file
+    out = capsys.readouterr().out
+    assert "11 submissions: 10 graded, 0 up to date, 1 failed" in out
+    assert "autograde not-a-notebook/04_normalization: FAILED" in out
+    first = scores(root)
+    first.pop("not-a-notebook", None)
+    points = {meta(c)["grade_id"]: meta(c)["points"] for c in read(SOURCE).cells
+              if meta(c).get("grade") and c.cell_type == "code"}
+    auto_total = sum(points.values())
+    auto = {s: sum(v for g, v in grades.items() if g in points) for s, grades in first.items()}
+    assert all(len(grades) == len(points) + 1 for grades in first.values())
+
+    assert auto["solution"] == auto_total
+    assert auto["untouched"] <= 0.1 * (auto_total + 4)
+    assert auto["noisy"] == auto_total
+    bn_forward_cells = ("test_batch_norm_forward", "test_batch_norm_running_stats",
+                        "test_batch_norm_spatial")
+    for student in ("infinite-loop", "calls-reference"):
+        assert all(first[student][g] == 0 for g in bn_forward_cells), student
+        assert first[student]["test_layer_norm_forward"] == points["test_layer_norm_forward"]
+    assert "computes the graded operation for you" in cell_error(
+        root, "calls-reference", "test_batch_norm_forward")
+    assert re.search("CellTimeoutError|KeyboardInterrupt|TimeoutError",
+                     " ".join(o.get("ename", "") for c in read(
+                         root / "autograded" / "infinite-loop" / A / f"{A}.ipynb").cells
+                         for o in c.get("outputs", [])))
+    assert first["import-error"]["test_layer_norm_forward"] == 0
+    assert first["import-error"]["test_batch_norm_forward"] == points["test_batch_norm_forward"]
+    noisy_size = (root / "autograded" / "noisy" / A / f"{A}.ipynb").stat().st_size
+    assert noisy_size < 500_000
+
+    # Deleted and edited test cells come back from the gradebook and catch the mistake.
+    for student, gid, key in [("deleted-test", "test_layer_norm_forward", "ln_over_batch_axis"),
+                              ("edited-test", "test_group_norm_forward", "gn_strided_groups"),
+                              ("mutant-forward", "test_batch_norm_forward",
+                               "bn_unbiased_batch_var"),
+                              ("mutant-backward", "test_batch_norm_backward",
+                               "bn_backward_no_stat_terms")]:
+        assert first[student][gid] == 0, student
+        assert grading.get_mistake(key).message in cell_error(root, student, gid), student
+        assert auto[student] < auto_total
+    for student in ("deleted-test", "edited-test"):
+        others = {g: v for g, v in first[student].items() if g in points and "group" not in g
+                  and "layer" not in g}
+        assert all(v == points[g] for g, v in others.items()), student
+
+    assert course.main(["--root", str(root), "autograde"]) == 1
+    out = capsys.readouterr().out
+    assert out.count(": up to date, kept") == 10
+    assert "11 submissions: 0 graded, 10 up to date, 1 failed" in out
+    assert {s: v for s, v in scores(root).items() if s in first} == first
+    for student in ("solution", "edited-test", "untouched"):
+        assert course.autograde(root, student=student, force=True) == 0
+    assert {s: v for s, v in scores(root).items() if s in first} == first
+
+    # Feedback: every failure message, no hidden test.
+    assert course.main(["--root", str(root), "feedback"]) == 0
+    hidden = course._hidden_lines(course._api(root), A)
+    assert len(hidden) > 30
+    for student in first:
+        page = (root / "feedback" / student / A / f"{A}.html").read_text()
+        assert course.feedback_leaks(page, hidden) == []
+        assert "default_rng(4041)" not in course.html_text(page)
+    page = course.html_text((root / "feedback" / "mutant-forward" / A / f"{A}.html").read_text())
+    assert grading.get_mistake("bn_unbiased_batch_var").message in " ".join(page.split())
+
+    # Grades: a CSV row per submission and a histogram.
+    assert course.main(["--root", str(root), "grades"]) == 0
+    rows = (root / "grades" / "grades.csv").read_text().splitlines()
+    assert rows[0] == "student,assignment,score,max_score,percent,needs_manual_grade"
+    assert len(rows) >= 11 and any(r.startswith("solution,04_normalization,31") for r in rows)
+    png = (root / "grades" / f"{A}_scores.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -1,0 +1,629 @@
+#!/usr/bin/env python
+"""Instructor command line of the course: build, release, autograde, feedback, grades.
+
+Each assignment is written as a text file ``solutions/<assignment>.py`` (jupytext percent
+format, see ``solutions/README.md``), from which ``build`` makes the nbgrader source
+notebook ``solutions/<assignment>/<assignment>.ipynb``. The other commands wrap nbgrader
+(configured by ``nbgrader_config.py``) so that each is one non-interactive step::
+
+    python tools/course.py build     [ASSIGNMENT ...]   source text -> source notebook
+    python tools/course.py release   [ASSIGNMENT ...]   build, then exercises/<a>/ (student version)
+    python tools/course.py autograde [ASSIGNMENT ...] [--student ID] [--force]
+    python tools/course.py feedback  [ASSIGNMENT ...] [--student ID]
+    python tools/course.py grades    [--out DIR]        grades.csv, a histogram per assignment
+
+Without ASSIGNMENT every assignment is processed. ``--root`` selects another course root (a
+directory holding ``nbgrader_config.py``, ``tools/`` and ``solutions/``). Every command
+prints what it did; the exit status is 1 when something needs the instructor's attention
+(a submission nbgrader could not process, a leak of hidden tests), after all the other work
+is done. A student notebook that fails its tests, loops or crashes is not such an error: it
+is graded like any other.
+
+This module also defines the nbgrader preprocessors that ``nbgrader_config.py`` installs:
+:class:`HideHiddenTests` (feedback) and :class:`LimitOutputSize` (autograde).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import html
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+KINDS = ("readonly", "answer", "tests", "manual")
+_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
+_TOTAL = re.compile(r"\*\*Total: (\d+(?:\.\d+)?) points\*\*")
+
+
+class CourseError(Exception):
+    """A problem the instructor must fix; the message says what and where."""
+
+
+# ------------------------------------------------------------------ nbgrader preprocessors
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """Remove the hidden tests from feedback: their source, and tracebacks that quote it.
+
+    A code cell containing a hidden-test region keeps its visible lines; the region becomes
+    one comment line. An error in such a cell keeps its type and message (which say what is
+    wrong) but loses the traceback, whose frames would show the failing hidden line.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
+            return cell, resources
+        cell.source = strip_region(cell.source, BEGIN_HIDDEN, END_HIDDEN,
+                                   "# Hidden tests ran here; their code is not shown.")
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
+        return cell, resources
+
+
+class LimitOutputSize(NbGraderPreprocessor):
+    """Truncate long text outputs (nbgrader's LimitOutput counts lines, not characters)."""
+
+    max_chars = 20_000
+
+    def _cut(self, text: str) -> str:
+        if len(text) <= self.max_chars:
+            return text
+        return (text[: self.max_chars]
+                + f"\n... output truncated ({len(text)} characters in all) ...\n")
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                output["text"] = self._cut(output.get("text", ""))
+            elif "data" in output and "text/plain" in output["data"]:
+                output["data"]["text/plain"] = self._cut(output["data"]["text/plain"])
+                for key in [k for k in output["data"] if k != "text/plain"]:
+                    if len(str(output["data"][key])) > 50 * self.max_chars:
+                        del output["data"][key]
+        return cell, resources
+
+
+def strip_region(source: str, begin: str, end: str, replacement: str | None = None) -> str:
+    """``source`` without the lines from ``begin`` to ``end`` (inclusive)."""
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            inside = True
+            if replacement is not None:
+                lines.append(line[: len(line) - len(line.lstrip())] + replacement)
+        elif end in line:
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def region_lines(source: str, begin: str, end: str) -> list[str]:
+    """The stripped lines strictly inside the ``begin``/``end`` regions of ``source``."""
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            lines.append(line.strip())
+    return lines
+
+
+# -------------------------------------------------------------------------------- build
+
+
+def _cell_id(cell, used: set) -> str:
+    base = cell.metadata.get("nbgrader", {}).get("grade_id")
+    if not base:
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        base = f"{cell.cell_type[:2]}-{digest}"
+    cid, k = base, 1
+    while cid in used:
+        k += 1
+        cid = f"{base}-{k}"
+    used.add(cid)
+    return cid
+
+
+def build_notebook(source: Path) -> nbformat.NotebookNode:
+    """Read ``solutions/<a>.py`` and return the nbgrader source notebook, after checks.
+
+    Raises CourseError naming the cell when the source breaks a rule of the template.
+    """
+    import jupytext
+
+    nb = jupytext.read(source, fmt="py:percent")
+    cells, ids, total = [], set(), 0.0
+    stated = None
+    for i, cell in enumerate(nb.cells):
+        meta = dict(cell.metadata)
+        kind = meta.pop("nbgrader", None)
+        grade_id = meta.pop("grade_id", None)
+        points = meta.pop("points", None)
+        where = f"{source.name}, cell {i + 1} ({grade_id or cell.cell_type})"
+        text = cell.source
+        if cell.cell_type == "markdown":
+            new = nbformat.v4.new_markdown_cell(text)
+            found = _TOTAL.search(text)
+            if found:
+                stated = float(found.group(1))
+        else:
+            new = nbformat.v4.new_code_cell(text)
+        if kind is None:
+            if grade_id is not None or points is not None:
+                raise CourseError(f"{where}: grade_id/points given without nbgrader=...")
+            if any(m in text for m in (BEGIN_SOLUTION, BEGIN_HIDDEN)):
+                raise CourseError(f"{where}: solution or hidden-test markers outside an "
+                                  f"answer/tests cell")
+        else:
+            if kind not in KINDS:
+                raise CourseError(f"{where}: nbgrader={kind!r}, expected one of {KINDS}")
+            if not grade_id or not re.fullmatch(r"[A-Za-z0-9_-]+", grade_id):
+                raise CourseError(f"{where}: needs grade_id=\"...\" (letters, digits, _ or -)")
+            if grade_id in ids:
+                raise CourseError(f"{where}: duplicate grade_id {grade_id!r}")
+            ids.add(grade_id)
+            _check_cell(where, kind, cell.cell_type, text, points)
+            graded = kind in ("tests", "manual")
+            new.metadata["nbgrader"] = {
+                "grade": graded,
+                "grade_id": grade_id,
+                "locked": kind in ("readonly", "tests"),
+                "schema_version": 3,
+                "solution": kind in ("answer", "manual"),
+                "task": False,
+            }
+            if graded:
+                new.metadata["nbgrader"]["points"] = points
+                total += float(points)
+        if kind in ("readonly", "tests"):
+            new.metadata.update({"deletable": False, "editable": False})
+        new["id"] = ""
+        cells.append(new)
+    for cell in cells:
+        cell["id"] = _cell_id(cell, set(c["id"] for c in cells if c["id"]))
+    if stated is None:
+        raise CourseError(f"{source.name}: no '**Total: N points**' in the instructions")
+    if stated != total:
+        raise CourseError(f"{source.name}: the instructions state {stated:g} points, the "
+                          f"graded cells add up to {total:g}")
+    out = nbformat.v4.new_notebook(cells=cells)
+    out.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python", "file_extension": ".py",
+                          "mimetype": "text/x-python"},
+    }
+    nbformat.validate(out)
+    return out
+
+
+def _check_cell(where, kind, cell_type, text, points):
+    code_kinds = ("readonly", "answer", "tests")
+    if (kind in code_kinds) != (cell_type == "code"):
+        raise CourseError(f"{where}: nbgrader={kind!r} needs a "
+                          f"{'code' if kind in code_kinds else 'markdown'} cell")
+    if kind in ("tests", "manual"):
+        if not isinstance(points, int | float) or points <= 0:
+            raise CourseError(f"{where}: needs points=N with N > 0, got {points!r}")
+    elif points is not None:
+        raise CourseError(f"{where}: points only go on tests and manual cells")
+    has_solution = BEGIN_SOLUTION in text or END_SOLUTION in text
+    has_hidden = BEGIN_HIDDEN in text or END_HIDDEN in text
+    if kind == "answer" and not (BEGIN_SOLUTION in text and END_SOLUTION in text):
+        raise CourseError(f"{where}: an answer cell wraps its solution in "
+                          f"{BEGIN_SOLUTION} / {END_SOLUTION}")
+    if kind != "answer" and has_solution:
+        raise CourseError(f"{where}: solution markers only go in answer cells")
+    if kind != "tests" and has_hidden:
+        raise CourseError(f"{where}: hidden-test markers only go in tests cells")
+    if has_hidden and text.count(BEGIN_HIDDEN) != text.count(END_HIDDEN):
+        raise CourseError(f"{where}: unbalanced hidden-test markers")
+    if kind == "tests":
+        first = text.split("\n", 1)[0]
+        if not first.startswith(f"# {points:g} point"):
+            raise CourseError(f"{where}: the first line must state the points, "
+                              f"'# {points:g} point(s): ...', got {first!r}")
+
+
+def assignments_in(root: Path, wanted=()) -> list[str]:
+    """Assignment names with a source text ``solutions/<name>.py``, or the wanted ones."""
+    found = sorted(p.stem for p in (root / "solutions").glob("*.py") if _NAME.match(p.stem))
+    for name in wanted:
+        if name not in found:
+            raise CourseError(f"no assignment {name!r}: expected solutions/{name}.py "
+                              f"(have: {', '.join(found) or 'none'})")
+    return list(wanted) or found
+
+
+def build(root: Path, wanted=()) -> list[str]:
+    """Write ``solutions/<a>/<a>.ipynb`` from ``solutions/<a>.py``; return the names."""
+    names = assignments_in(root, wanted)
+    for name in names:
+        nb = build_notebook(root / "solutions" / f"{name}.py")
+        target = root / "solutions" / name / f"{name}.ipynb"
+        target.parent.mkdir(exist_ok=True)
+        text = nbformat.writes(nb) + "\n"
+        changed = not target.exists() or target.read_text() != text
+        if changed:
+            target.write_text(text)
+        n_points = sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells)
+        print(f"build    {name}: {len(nb.cells)} cells, {n_points:g} points -> "
+              f"{target.relative_to(root)}{'' if changed else ' (unchanged)'}")
+    return names
+
+
+# ----------------------------------------------------------------------- nbgrader access
+
+
+def _environment() -> None:
+    """nbgrader runs alembic and the kernel from this interpreter's environment."""
+    import warnings
+
+    from nbformat.warnings import MissingIDFieldWarning
+    from sqlalchemy.exc import SAWarning
+
+    # nbgrader's gradebook triggers SQLAlchemy autoflush warnings, and the cells it restores
+    # have no id; neither means anything here.
+    warnings.filterwarnings("ignore", category=SAWarning)
+    warnings.filterwarnings("ignore", category=MissingIDFieldWarning)
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _api(root: Path):
+    """An NbGraderAPI for the course root, configured by its nbgrader_config.py."""
+    import logging
+
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    _environment()
+    config_file = root / "nbgrader_config.py"
+    if not config_file.exists():
+        raise CourseError(f"{config_file} not found: is {root} a course root?")
+    config = PyFileConfigLoader(config_file.name, path=str(root)).load_config()
+    config.CourseDirectory.root = str(root)
+    coursedir = CourseDirectory(config=config)
+    quiet = logging.getLogger("traitlets")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)  # the API probes the (unused) exchange and complains
+    try:
+        api = NbGraderAPI(coursedir=coursedir, config=config)
+    finally:
+        quiet.setLevel(level)
+    api.log.setLevel(logging.ERROR)
+    return api
+
+
+def _gradebook(api):
+    from nbgrader.api import Gradebook
+
+    return Gradebook(api.coursedir.db_url)
+
+
+def _fail(result: dict) -> str:
+    text = (result.get("error") or "") + (result.get("log") or "")
+    errors = [ln for ln in text.splitlines() if "[ERROR]" in ln or "Error" in ln]
+    return "\n      ".join((errors or text.splitlines() or ["unknown error"])[-8:])
+
+
+@contextlib.contextmanager
+def _temporary_release(api):
+    """Point nbgrader's release directory at a scratch folder for the duration."""
+    from nbgrader.utils import temp_attrs
+
+    scratch = Path(tempfile.mkdtemp(prefix="nbgrader-release-"))
+    try:
+        with temp_attrs(api.coursedir, release_directory=str(scratch)):
+            yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _generate(api, name: str) -> None:
+    """Run generate_assignment (inside ``_temporary_release``); CourseError if it fails."""
+    result = api.generate_assignment(name, force=True, create=True)
+    if not result["success"]:
+        raise CourseError(f"nbgrader generate_assignment {name} failed:\n      {_fail(result)}")
+
+
+def check_release(source_nb: Path, release_nb: Path) -> list[str]:
+    """Solution and hidden-test lines of the source that appear in the release."""
+    src = nbformat.read(source_nb, as_version=4)
+    rel = nbformat.read(release_nb, as_version=4)
+    released = "\n".join(c.source for c in rel.cells)
+    visible = set()
+    secret = []
+    for cell in src.cells:
+        kept = strip_region(strip_region(cell.source, BEGIN_SOLUTION, END_SOLUTION),
+                            BEGIN_HIDDEN, END_HIDDEN)
+        visible.update(ln.strip() for ln in kept.split("\n"))
+        secret += region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)
+        secret += region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)
+        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "markdown":
+            secret += [ln.strip() for ln in cell.source.split("\n")]
+    leaks = [m for m in (BEGIN_SOLUTION, BEGIN_HIDDEN) if m in released]
+    released_lines = {ln.strip() for ln in released.split("\n")}
+    leaks += sorted({ln for ln in secret
+                     if len(ln) >= 20 and ln not in visible and ln in released_lines})
+    return leaks
+
+
+def release(root: Path, wanted=()) -> None:
+    """Build, generate the student version in a scratch folder, check it, then replace
+    ``exercises/<a>/``; the gradebook learns the assignment's cells and points."""
+    names = build(root, wanted)
+    api = _api(root)
+    for name in names:
+        start = time.perf_counter()
+        with _temporary_release(api) as scratch:
+            _generate(api, name)
+            made = scratch / name
+            leaks = check_release(root / "solutions" / name / f"{name}.ipynb",
+                                  made / f"{name}.ipynb")
+            if leaks:
+                raise CourseError(f"release {name}: the student version contains solution "
+                                  f"or hidden-test text: {leaks[:5]}")
+            target = root / "exercises" / name
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(exist_ok=True)
+            shutil.copytree(made, target)
+            for path in target.rglob("*"):
+                if path.is_file():
+                    path.chmod(0o644)
+        with _gradebook(api) as gb:
+            max_score = gb.find_assignment(name).max_score
+        print(f"release  {name}: exercises/{name}/ ({max_score:g} points in the gradebook, "
+              f"no solution or hidden test in the release, {time.perf_counter() - start:.1f} s)")
+
+
+# ----------------------------------------------------------------------------- autograde
+
+
+def submissions(root: Path, directory: str, wanted=(), student=None) -> list[tuple[str, str]]:
+    """(student, assignment) pairs found as ``<directory>/<student>/<assignment>/``."""
+    base = root / directory
+    pairs = sorted((p.parent.name, p.name) for p in base.glob("*/*") if p.is_dir())
+    return [(s, a) for s, a in pairs
+            if (not wanted or a in wanted) and (student is None or s == student)]
+
+
+def _ensure_in_gradebook(api, name: str) -> None:
+    from nbgrader.api import MissingEntry
+
+    with _gradebook(api) as gb:
+        try:
+            gb.find_assignment(name)
+            return
+        except MissingEntry:
+            pass
+    if not (Path(api.coursedir.root) / "solutions" / name).is_dir():
+        raise CourseError(f"submissions for {name!r}, but no solutions/{name}/")
+    with _temporary_release(api):
+        _generate(api, name)
+    print(f"gradebook: registered {name} from solutions/{name}/")
+
+
+def _score(api, student: str, name: str) -> str:
+    with _gradebook(api) as gb:
+        sub = gb.find_submission(name, student)
+        manual = " (+ manual grading pending)" if sub.needs_manual_grade else ""
+        return f"{sub.score:g} / {sub.max_score:g}{manual}"
+
+
+def _up_to_date(api, student: str, name: str) -> bool:
+    """Whether the autograded copy exists and is not older than the submission (nbgrader's
+    own rule, from the submissions' timestamp.txt files)."""
+    cd = api.coursedir
+    source = cd.format_path(cd.submitted_directory, student, name)
+    dest = cd.format_path(cd.autograded_directory, student, name)
+    if not os.path.isdir(dest):
+        return False
+    new, old = cd.get_existing_timestamp(source), cd.get_existing_timestamp(dest)
+    return new is None or old is None or new <= old
+
+
+def autograde(root: Path, wanted=(), student=None, force=False) -> int:
+    """Autograde every submission in ``submitted/`` (or the selected ones); failures of one
+    submission do not stop the others. Returns the number of submissions nbgrader could not
+    process."""
+    api = _api(root)
+    pairs = submissions(root, "submitted", wanted, student)
+    if not pairs:
+        print("autograde: no submissions found in submitted/<student>/<assignment>/")
+        return 0
+    for name in sorted({a for _, a in pairs}):
+        _ensure_in_gradebook(api, name)
+    failed = kept = 0
+    for sid, name in pairs:
+        if not force and _up_to_date(api, sid, name):
+            kept += 1
+            print(f"autograde {sid}/{name}: up to date, kept {_score(api, sid, name)} "
+                  f"(--force to regrade)")
+            continue
+        start = time.perf_counter()
+        result = api.autograde(name, sid, force=True, create=True)
+        seconds = time.perf_counter() - start
+        if not result["success"]:
+            failed += 1
+            print(f"autograde {sid}/{name}: FAILED ({seconds:.1f} s)\n      {_fail(result)}")
+            continue
+        print(f"autograde {sid}/{name}: {_score(api, sid, name)} ({seconds:.1f} s)")
+    print(f"autograde: {len(pairs)} submissions: {len(pairs) - kept - failed} graded, "
+          f"{kept} up to date, {failed} failed")
+    return failed
+
+
+# ------------------------------------------------------------------------------ feedback
+
+
+def _hidden_lines(api, name: str) -> set[str]:
+    """Hidden-test lines of an assignment (long enough to be distinctive, never visible)."""
+    source_nb = Path(api.coursedir.root) / "solutions" / name / f"{name}.ipynb"
+    nb = nbformat.read(source_nb, as_version=4)
+    hidden, visible = set(), set()
+    for cell in nb.cells:
+        hidden.update(region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN))
+        visible.update(ln.strip() for ln in
+                       strip_region(cell.source, BEGIN_HIDDEN, END_HIDDEN).split("\n"))
+    return {ln for ln in hidden - visible if len(ln) >= 20}
+
+
+def html_text(page: str) -> str:
+    """The text of an HTML page: tags removed, entities decoded."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def feedback_leaks(page: str, hidden: set[str]) -> list[str]:
+    """Hidden-test lines that appear in a feedback page."""
+    text = {ln.strip() for ln in html_text(page).split("\n")}
+    found = sorted(ln for ln in hidden if ln in text)
+    if BEGIN_HIDDEN in page:
+        found.insert(0, BEGIN_HIDDEN)
+    return found
+
+
+def feedback(root: Path, wanted=(), student=None) -> int:
+    """HTML feedback for every autograded submission, hidden tests removed and checked."""
+    api = _api(root)
+    pairs = submissions(root, "autograded", wanted, student)
+    if not pairs:
+        print("feedback: nothing autograded yet (run autograde first)")
+        return 0
+    problems = 0
+    for name in sorted({a for _, a in pairs}):
+        start = time.perf_counter()
+        result = api.generate_feedback(name, student, force=True)
+        if not result["success"]:
+            problems += 1
+            print(f"feedback {name}: FAILED\n      {_fail(result)}")
+            continue
+        hidden = _hidden_lines(api, name)
+        done = [s for s, a in pairs if a == name]
+        for sid in done:
+            pages = sorted((root / "feedback" / sid / name).glob("*.html"))
+            leaked = {p.name: feedback_leaks(p.read_text(), hidden) for p in pages}
+            leaked = {k: v for k, v in leaked.items() if v}
+            if not pages or leaked:
+                problems += 1
+                for page in leaked:
+                    (root / "feedback" / sid / name / page).unlink()
+                why = f"it showed hidden tests: {leaked}" if leaked else "no page was written"
+                print(f"feedback {sid}/{name}: FAILED, {why}")
+        print(f"feedback {name}: {len(done)} submissions -> feedback/<student>/{name}/ "
+              f"({time.perf_counter() - start:.1f} s, no hidden test in any page)")
+    return problems
+
+
+# -------------------------------------------------------------------------------- grades
+
+
+def grade_rows(api) -> list[dict]:
+    """One row per submission in the gradebook."""
+    rows = []
+    with _gradebook(api) as gb:
+        for assignment in sorted(gb.assignments, key=lambda a: a.name):
+            for sub in sorted(assignment.submissions, key=lambda s: s.student.id):
+                rows.append({
+                    "student": sub.student.id,
+                    "assignment": assignment.name,
+                    "score": round(sub.score, 4),
+                    "max_score": round(sub.max_score, 4),
+                    "percent": round(100 * sub.score / sub.max_score, 2) if sub.max_score else 0,
+                    "needs_manual_grade": bool(sub.needs_manual_grade),
+                })
+    return rows
+
+
+def grades(root: Path, out: Path) -> None:
+    """Write ``grades.csv`` and one score histogram PNG per assignment into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    api = _api(root)
+    rows = grade_rows(api)
+    out.mkdir(parents=True, exist_ok=True)
+    fields = ["student", "assignment", "score", "max_score", "percent", "needs_manual_grade"]
+    with open(out / "grades.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"grades   {out / 'grades.csv'}: {len(rows)} submissions")
+    for name in sorted({r["assignment"] for r in rows}):
+        scores = [r["percent"] for r in rows if r["assignment"] == name]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(scores, bins=range(0, 101, 10), color="tab:blue", edgecolor="white")
+        mean = sum(scores) / len(scores)
+        ax.set(xlabel="score (% of the assignment's points)", ylabel="submissions",
+               xlim=(0, 100),
+               title=f"{name}: {len(scores)} submissions, mean score {mean:.0f}%")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        fig.tight_layout()
+        path = out / f"{name}_scores.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        print(f"grades   {path}: histogram of {len(scores)} scores (mean {mean:.1f}%)")
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=ROOT, help="course root directory")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for cmd in ("build", "release", "autograde", "feedback"):
+        p = sub.add_parser(cmd)
+        p.add_argument("assignments", nargs="*")
+        if cmd in ("autograde", "feedback"):
+            p.add_argument("--student")
+        if cmd == "autograde":
+            p.add_argument("--force", action="store_true",
+                           help="regrade submissions that are already autograded")
+    p = sub.add_parser("grades")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: grades/)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    try:
+        if args.command == "build":
+            build(root, args.assignments)
+        elif args.command == "release":
+            release(root, args.assignments)
+        elif args.command == "autograde":
+            return 1 if autograde(root, args.assignments, args.student, args.force) else 0
+        elif args.command == "feedback":
+            return 1 if feedback(root, args.assignments, args.student) else 0
+        elif args.command == "grades":
+            grades(root, args.out or root / "grades")
+    except CourseError as exc:
+        print(f"course {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
