@@ -26,6 +26,14 @@
 #   Test cells you edit or delete are restored from the original when grading.
 
 # %% nbgrader="readonly" grade_id="setup"
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("normcore") is None:  # outside the course environment (Colab)
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet",
+                           "normcore @ git+https://github.com/normcore-course/normalization-course"])
+
 import numpy as np
 
 from normcore import grading

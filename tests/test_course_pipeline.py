@@ -223,9 +223,9 @@ def test_each_mutant_fails_a_test_cell_with_its_message(name, mistake, function)
 # ----------------------------------------------------------------- the whole workflow
 
 
-def perfect_submission():
+def perfect_submission(name=A):
     """The released notebook with every answer cell filled in with the solution."""
-    source, nb = read(SOURCE), copy.deepcopy(read(RELEASE))
+    source, nb = read(source_of(name)), copy.deepcopy(read(release_of(name)))
     answers = {meta(c)["grade_id"]: c.source for c in source.cells if meta(c).get("solution")}
     for cell in nb.cells:
         if meta(cell).get("grade_id") in answers:
@@ -273,13 +273,13 @@ def submissions():
     }
 
 
-def scores(root):
+def scores(root, name=A):
     """{student: {grade_id: score}} from the gradebook of the course root."""
     from nbgrader.api import Gradebook
 
     result = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        for sub in gb.find_assignment(A).submissions:
+        for sub in gb.find_assignment(name).submissions:
             nb = sub.notebooks[0]
             result[sub.student.id] = {g.name: g.score for g in nb.grades}
     return result
@@ -306,6 +306,14 @@ def course_root(tmp_path_factory):
         folder = root / "submitted" / student / A
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{A}.ipynb")
+    # Every other assignment: the solution and the untouched release.
+    for name in ASSIGNMENTS:
+        if name != A:
+            for student, nb in [("solution", perfect_submission(name)),
+                                ("untouched", read(release_of(name)))]:
+                folder = root / "submitted" / student / name
+                folder.mkdir(parents=True)
+                nbformat.write(nb, folder / f"{name}.ipynb")
     # A file nbgrader cannot read at all: reported, and the others are graded regardless.
     broken = root / "submitted" / "not-a-notebook" / A
     broken.mkdir(parents=True)
@@ -328,7 +336,8 @@ def test_instructor_workflow(course_root, capsys):
     # Autograde every submission; a second run keeps everything.
     assert course.main(["--root", str(root), "autograde"]) == 1  # the unreadable file
     out = capsys.readouterr().out
-    assert "11 submissions: 10 graded, 0 up to date, 1 failed" in out
+    n_other = 2 * (len(ASSIGNMENTS) - 1)
+    assert f"{11 + n_other} submissions: {10 + n_other} graded, 0 up to date, 1 failed" in out
     assert "autograde not-a-notebook/04_normalization: FAILED" in out
     first = scores(root)
     first.pop("not-a-notebook", None)
@@ -357,6 +366,18 @@ def test_instructor_workflow(course_root, capsys):
     noisy_size = (root / "autograded" / "noisy" / A / f"{A}.ipynb").stat().st_size
     assert noisy_size < 500_000
 
+    # Every assignment: the solution earns every automatic point, the release at most 10%.
+    for name in ASSIGNMENTS:
+        cells = {meta(c)["grade_id"]: meta(c)["points"] for c in read(source_of(name)).cells
+                 if meta(c).get("grade") and c.cell_type == "code"}
+        manual = sum(meta(c)["points"] for c in read(source_of(name)).cells
+                     if meta(c).get("grade") and c.cell_type == "markdown")
+        got = scores(root, name)
+        earned = {s: sum(v for g, v in got[s].items() if g in cells) for s in
+                  ("solution", "untouched")}
+        assert earned["solution"] == sum(cells.values()), (name, got["solution"])
+        assert earned["untouched"] <= 0.1 * (sum(cells.values()) + manual), name
+
     # Deleted and edited test cells come back from the gradebook and catch the mistake.
     for student, gid, key in [("deleted-test", "test_layer_norm_forward", "ln_over_batch_axis"),
                               ("edited-test", "test_group_norm_forward", "gn_strided_groups"),
@@ -374,8 +395,8 @@ def test_instructor_workflow(course_root, capsys):
 
     assert course.main(["--root", str(root), "autograde"]) == 1
     out = capsys.readouterr().out
-    assert out.count(": up to date, kept") == 10
-    assert "11 submissions: 0 graded, 10 up to date, 1 failed" in out
+    assert out.count(": up to date, kept") == 10 + n_other
+    assert f"{11 + n_other} submissions: 0 graded, {10 + n_other} up to date, 1 failed" in out
     assert {s: v for s, v in scores(root).items() if s in first} == first
     for student in ("solution", "edited-test", "untouched"):
         assert course.autograde(root, student=student, force=True) == 0
@@ -399,3 +420,20 @@ def test_instructor_workflow(course_root, capsys):
     assert len(rows) >= 11 and any(r.startswith("solution,04_normalization,31") for r in rows)
     png = (root / "grades" / f"{A}_scores.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_nbgrader_validate_passes_the_solution_and_fails_the_release(tmp_path, name):
+    """What a student's *Validate* button says (nbgrader validate's exit code says nothing)."""
+    from nbgrader.validator import Validator
+
+    solved, release = tmp_path / "solved" / f"{name}.ipynb", tmp_path / "release" / f"{name}.ipynb"
+    for path, nb in [(solved, perfect_submission(name)), (release, read(release_of(name)))]:
+        path.parent.mkdir()
+        nbformat.write(nb, path)
+    validator = Validator()
+    validator.ignore_checksums = True
+    assert "failed" not in validator.validate(str(solved))
+    failed = validator.validate(str(release)).get("failed", [])
+    assert len(failed) == len(graded_cells(read(source_of(name))))
