@@ -281,6 +281,51 @@ def test_chapter_has_no_placeholder_text(built_book, docname):
     assert not found, f"{page}: placeholder text {found}"
 
 
+# ----------------------------------------------------------------------------- exercises
+
+#: Graded assignments: one ``solutions/<NN>_<topic>.py`` each, released to ``exercises/``.
+ASSIGNMENTS = sorted(p.stem for p in (ROOT / "solutions").glob("*.py")
+                     if re.fullmatch(r"\d\d_\w+", p.stem))
+EXERCISES = [p for p in PAGES if p.startswith("exercises/")]
+
+
+def _exercise_of(chapter: str) -> str | None:
+    number = chapter.split("/")[-1][:2]
+    found = [a for a in ASSIGNMENTS if a[:2] == number]
+    return f"exercises/{found[0]}/{found[0]}" if found else None
+
+
+def test_every_assignment_is_in_the_exercises_part():
+    assert ASSIGNMENTS, "no assignment in solutions/"
+    assert EXERCISES == [f"exercises/{a}/{a}" for a in ASSIGNMENTS]
+    parts = {part.get("caption"): _toc_files(part) for part in TOC.get("parts", [])}
+    assert [_strip_suffix(f) for f in parts.get("Exercises", [])] == EXERCISES
+
+
+@pytest.mark.parametrize("docname", EXERCISES)
+def test_exercise_page_shows_the_unexecuted_release_with_launch_buttons(built_book, docname):
+    page = _html_path(docname)
+    soup = _soup(page)
+    article = _article(soup)
+    assert not article.select(".cell_output"), f"{page}: the exercise was executed"
+    assert "raise NotImplementedError()" in article.get_text(), f"{page}: no stubs shown"
+    hrefs = [a.get("href", "") for a in soup.find_all("a")]
+    notebook = f"{docname}.ipynb"
+    assert any("colab.research.google.com/github/" in h and notebook in h for h in hrefs), (
+        f"{page}: no Colab launch button for {notebook}")
+    assert any("mybinder.org/v2/" in h and notebook in h for h in hrefs)
+    assert re.search(r"Total: \d+ points", article.get_text(" ")), f"{page}: no stated total"
+
+
+@pytest.mark.parametrize("docname", [c for c in CHAPTERS if _exercise_of(c)])
+def test_chapter_links_to_its_exercise(built_book, docname):
+    page = _html_path(docname)
+    target = HTML / f"{_exercise_of(docname)}.html"
+    links = [_resolve(page, a["href"]) for a in _article(_soup(page)).find_all("a", href=True)
+             if not a["href"].startswith(("http:", "https:", "#", "mailto:"))]
+    assert target.resolve() in links, f"{page}: no link to its exercise {target.name}"
+
+
 # ----------------------------------------------------------------------------- no solutions
 
 
@@ -300,8 +345,9 @@ def _normalize(line: str) -> str:
 def _hidden_lines() -> set[str]:
     """Distinctive lines inside solution and hidden-test blocks of solutions/ notebooks.
 
-    Lines that also occur in the book's own chapters or in the released exercises (where
-    students see them anyway) are left out, as are comments and short lines.
+    Lines that also occur, alone or inside a longer line, in the book's own chapters or in the
+    released exercises (where students see them anyway) are left out, as are comments and
+    short lines.
     """
     hidden = set()
     for notebook in sorted((ROOT / "solutions").rglob("*.ipynb")):
@@ -322,7 +368,10 @@ def _hidden_lines() -> set[str]:
                 public.update(_normalize(line) for line in _notebook_lines(file))
             elif file.suffix in {".md", ".py"}:
                 public.update(_normalize(line) for line in file.read_text("utf-8").splitlines())
-    return hidden - public
+    # A line students see inside a longer one (an instruction quoting the expected code, a
+    # visible test calling the same helper) is public too.
+    public_text = "\n".join(public)
+    return {line for line in hidden - public if line not in public_text}
 
 
 def _built_text(path: Path) -> str:
