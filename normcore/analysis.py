@@ -33,13 +33,28 @@ for the identities that are checked to rounding error.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ._checks import check_float_array, check_rng, check_scalar
+
+if TYPE_CHECKING:
+    import torch
+else:
+
+    class _LazyTorch:
+        """Stands in for ``torch`` until first used: the NumPy tools do not pay its import."""
+
+        def __getattr__(self, attr):
+            module = importlib.import_module("torch")
+            globals()["torch"] = module
+            return getattr(module, attr)
+
+    torch = _LazyTorch()
 
 __all__ = [
     # scale invariance

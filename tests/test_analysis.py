@@ -5,6 +5,8 @@ Expected values come from closed-form math, from torch, or from the CVPR 2021 tu
 """
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -684,3 +686,10 @@ H2 = np.diag([2.0, 1.0])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_importing_the_numpy_tools_does_not_import_torch():
+    # The graded analysis exercise imports normcore.analysis; torch's import would cost it ~1.5 s.
+    code = "import sys, normcore.analysis, normcore.grading; print('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
