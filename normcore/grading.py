@@ -491,6 +491,8 @@ def _as_parts(result, returns, label: str):
                     f" without {', '.join(missing)}.")
         return {r[1:]: getattr(result, r[1:]) for r in returns}
     n = len(returns)
+    if n == 1 and isinstance(returns[0], str) and isinstance(result, np.ndarray):
+        return {returns[0]: result}  # a single gradient, returned bare
     if result is None:
         values = ", ".join(r or "cache" for r in returns)
         return f"{label} returned None: did you forget `return {values}`?"

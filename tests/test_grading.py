@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from normcore import grading, normalization, optim
+from normcore import grading, normalization, optim, regularization
 
 # ------------------------------------------------------------------------------ cases
 
@@ -294,6 +294,21 @@ def test_check_gradient_accepts_a_correct_backward_and_diagnoses_a_wrong_one():
 
     with pytest.raises(AssertionError, match="dx, dgamma, dbeta from your backward do not"):
         grading.check_gradient(forward, doubled, args, name="batch_norm_backward", forbidden=())
+
+
+def test_check_gradient_diagnoses_a_backward_that_returns_one_array():
+    # dropout_backward returns dx alone, not a tuple; its mistakes must still be named.
+    x = np.random.default_rng(8).standard_normal((6, 5))
+    kwargs = {"p": 0.5, "rng": 3}
+    forward = regularization.dropout_forward
+
+    def no_scale(dout, cache):
+        return regularization.dropout_backward(dout, cache) * 0.5
+
+    with pytest.raises(AssertionError) as info:
+        grading.check_gradient(forward, no_scale, (x,), kwargs, name="dropout_backward",
+                               forbidden=())
+    assert grading.get_mistake("dropout_backward_no_scale").message in str(info.value)
 
 
 def test_check_gradient_skips_integer_arguments_and_catches_delegation():
