@@ -197,8 +197,9 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
             new.metadata.update({"deletable": False, "editable": False})
         new["id"] = ""
         cells.append(new)
+    used_ids: set[str] = set()
     for cell in cells:
-        cell["id"] = _cell_id(cell, set(c["id"] for c in cells if c["id"]))
+        cell["id"] = _cell_id(cell, used_ids)
     if stated is None:
         raise CourseError(f"{source.name}: no '**Total: N points**' in the instructions")
     if stated != total:
