@@ -289,10 +289,33 @@ ASSIGNMENTS = sorted(p.stem for p in (ROOT / "solutions").glob("*.py")
 EXERCISES = [p for p in PAGES if p.startswith("exercises/")]
 
 
+#: The graded assignment each lecture chapter links to, by the chapter's two-digit prefix. The
+#: chapters and the assignments are numbered independently: the two normalization chapters
+#: (04 batch normalization, 05 the family) share assignment 04, and the later chapters follow
+#: one number behind. Chapter 00 has no assignment.
+CHAPTER_EXERCISES = {
+    "01": "01_preprocessing",
+    "02": "02_initialization",
+    "03": "03_regularization",
+    "04": "04_normalization",
+    "05": "04_normalization",
+    "06": "05_optimizers",
+    "07": "06_analysis",
+}
+
+
 def _exercise_of(chapter: str) -> str | None:
-    number = chapter.split("/")[-1][:2]
-    found = [a for a in ASSIGNMENTS if a[:2] == number]
-    return f"exercises/{found[0]}/{found[0]}" if found else None
+    assignment = CHAPTER_EXERCISES.get(chapter.split("/")[-1][:2])
+    return f"exercises/{assignment}/{assignment}" if assignment else None
+
+
+def test_chapter_exercise_map_matches_the_toc_and_the_assignments():
+    numbers = {c.split("/")[-1][:2] for c in CHAPTERS}
+    assert set(CHAPTER_EXERCISES) <= numbers, (
+        f"CHAPTER_EXERCISES names chapters not in _toc.yml: {set(CHAPTER_EXERCISES) - numbers}")
+    assert set(CHAPTER_EXERCISES.values()) == set(ASSIGNMENTS), (
+        "every assignment must be linked from a chapter, and every linked one must exist: "
+        f"{sorted(set(CHAPTER_EXERCISES.values()) ^ set(ASSIGNMENTS))}")
 
 
 def test_every_assignment_is_in_the_exercises_part():
