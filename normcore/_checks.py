@@ -16,7 +16,12 @@ import numbers
 
 import numpy as np
 
-FLOAT_DTYPES = (np.float32, np.float64)
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_allowed_float(dtype) -> bool:
+    """True for float32 and float64 only (float16, longdouble, ints, complex are refused)."""
+    return any(dtype == allowed for allowed in FLOAT_DTYPES)
 
 
 def check_float_array(func: str, name: str, x, *, ndim=None, min_ndim=None) -> np.ndarray:
@@ -30,7 +35,7 @@ def check_float_array(func: str, name: str, x, *, ndim=None, min_ndim=None) -> n
             f"{func}: {name} must be a numpy.ndarray of float32 or float64, "
             f"got {type(x).__name__}"
         )
-    if x.dtype not in FLOAT_DTYPES:
+    if not _is_allowed_float(x.dtype):
         raise TypeError(
             f"{func}: {name} must have dtype float32 or float64, got {x.dtype} "
             f"(convert with {name}.astype(np.float64))"
@@ -47,6 +52,22 @@ def check_float_array(func: str, name: str, x, *, ndim=None, min_ndim=None) -> n
             f"{func}: {name} must have at least {min_ndim} dimensions, got shape {x.shape}"
         )
     return x
+
+
+def check_float_dtype(func: str, dtype, name: str = "dtype") -> np.dtype:
+    """Return ``numpy.dtype(dtype)`` if it is float32 or float64, else raise TypeError.
+
+    For functions that create arrays (``dtype=`` arguments): float16 is refused like every
+    other dtype, because normcore's references are checked against PyTorch only in float32
+    and float64.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{func}: {name} must be float32 or float64, got {dtype!r}") from None
+    if not _is_allowed_float(dt):
+        raise TypeError(f"{func}: {name} must be float32 or float64, got {dt}")
+    return dt
 
 
 def check_same_dtype(func: str, **arrays) -> None:

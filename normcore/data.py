@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_float_array, check_rng, check_scalar
+from ._checks import check_float_array, check_float_dtype, check_rng, check_scalar
 
 __all__ = [
     "DigitsSplit",
@@ -45,10 +45,7 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as in PIL's "L" mode and tor
 
 
 def _check_dtype(func: str, dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{func}: dtype must be float32 or float64, got {dt}")
-    return dt
+    return check_float_dtype(func, dtype)
 
 
 # --------------------------------------------------------------------------- real data

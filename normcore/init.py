@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_rng, check_scalar
+from ._checks import check_float_dtype, check_rng, check_scalar
 
 __all__ = [
     "ActivationStatistics",
@@ -80,13 +80,7 @@ def _check_shape_arg(func: str, shape, *, min_ndim: int = 0) -> tuple[int, ...]:
 
 
 def _check_dtype(func: str, dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{func}: dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"{func}: dtype must be float32 or float64, got {dt}")
-    return dt
+    return check_float_dtype(func, dtype)
 
 
 def _fan_for_mode(func: str, shape: tuple[int, ...], mode: str) -> int:

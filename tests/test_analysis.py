@@ -352,9 +352,35 @@ def test_gd_iterations_match_closed_form():
     err = np.sqrt(np.sum(((1 - lr * evals) ** (2 * t)) * w_true**2, axis=1))
     expected = int(np.argmax(err <= tol * np.linalg.norm(w_true)))
     got = A.gd_iterations_to_tolerance(X, y, tol=tol)  # default lr = 1 / lambda_max
-    assert abs(got - expected) <= 1
+    assert got == expected
     errors = A.gradient_descent_errors(X, y, num_iters=50)
     np.testing.assert_allclose(errors, err[:51] / np.linalg.norm(w_true), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("lr", "tol", "expected"),
+    [
+        # one eigenvalue 1: the error is |1 - lr|^t |w*|; the first t with
+        # |1 - lr|^t <= tol is ceil(ln tol / ln |1 - lr|)
+        (0.5, 1e-3, 10),  # 0.5^9 = 1.95e-3 > 1e-3 >= 0.5^10 = 9.8e-4
+        (0.9, 1e-6, 6),  # 0.1^6 = tol exactly is enough ("<=")
+        (1.5, 1e-3, 10),  # |1 - 1.5| = 0.5 again, oscillating in sign
+        (0.25, 0.5, 3),  # 0.75^2 = 0.5625 > 0.5 >= 0.75^3 = 0.42
+    ],
+)
+def test_gd_iterations_equal_the_closed_form_of_one_mode(lr, tol, expected):
+    X, y, w_true = regression_with_spectrum([1.0], seed=3)
+    assert expected == math.ceil(math.log(tol) / math.log(abs(1 - lr)) - 1e-9)
+    assert A.gd_iterations_to_tolerance(X, y, lr=lr, tol=tol) == expected
+
+
+def test_gd_iterations_from_the_optimum_is_zero():
+    X, y, w_true = regression_with_spectrum([10.0, 3.0, 1.0, 0.1])
+    w_star = np.linalg.lstsq(X, y, rcond=None)[0]
+    assert A.gd_iterations_to_tolerance(X, y, tol=1e-9, w0=w_star) == 0
+    assert A.gd_iterations_to_tolerance(X, y, tol=1e-9, w0=w_true) == 0
+    assert A.gd_iterations_to_tolerance(X, y, tol=1e-9, w0=w_true, max_iters=0) == 0
+    assert A.gd_iterations_to_tolerance(X, y, tol=1e-9, max_iters=0) is None  # from zero
 
 
 def test_gd_iterations_grow_with_condition_number():

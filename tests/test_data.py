@@ -397,3 +397,30 @@ def test_augment_accepts_callables_and_composes_in_order():
 def test_augmentation_bad_input(call, err, match):
     with pytest.raises(err, match=match):
         call(_image())
+
+
+@pytest.mark.parametrize(
+    ("seed", "size", "centre", "rows", "cols"),
+    [
+        # centre drawn by rng.integers(0, H) then rng.integers(0, W); the square spans
+        # rows cy - size // 2 .. cy - size // 2 + size - 1 (and the same for columns),
+        # clipped to the image. Expected pixels worked out by hand from that rule.
+        (34, 4, (0, 0), [0, 1], [0, 1]),  # top-left corner: 4 of 16 pixels
+        (13, 4, (7, 6), [5, 6, 7], [4, 5, 6, 7]),  # bottom-right: 12 of 16
+        (29, 4, (7, 0), [5, 6, 7], [0, 1]),  # bottom-left: 6 of 16
+        (34, 3, (0, 0), [0, 1], [0, 1]),  # odd size: one pixel either side of the centre
+        (16, 3, (4, 4), [3, 4, 5], [3, 4, 5]),  # interior: the full 3 x 3 square
+    ],
+)
+def test_cutout_at_the_border_fills_the_clipped_square(seed, size, centre, rows, cols):
+    gen = np.random.default_rng(seed)
+    assert (gen.integers(0, 8), gen.integers(0, 8)) == centre  # the centre this seed draws
+    img = _image(shape=(2, 8, 8)) + 1.0  # no pixel equals the fill value
+    before = img.copy()
+    out = data.cutout(img, rng=seed, size=size, fill=-1.0)
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[np.ix_(rows, cols)] = True
+    for channel in range(2):
+        np.testing.assert_array_equal(out[channel] == -1.0, expected)
+        np.testing.assert_array_equal(out[channel][~expected], img[channel][~expected])
+    np.testing.assert_array_equal(img, before)  # the input is not modified

@@ -42,3 +42,23 @@ def test_rel_error_detects_a_wrong_gradient(rng):
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_rel_error_is_the_largest_entry_not_the_mean():
+    # Definition: max_i |a_i - b_i| / max(1e-8, |a_i| + |b_i|). One entry 1 vs 2 gives
+    # |1 - 2| / (1 + 2) = 1/3; the 99 equal entries give 0. An average would give 1/300.
+    a = np.ones(100)
+    b = a.copy()
+    b[37] = 2.0
+    assert rel_error(a, b) == 1.0 / 3.0
+    assert rel_error(b, a) == 1.0 / 3.0
+    # where both are ~0 the denominator is the 1e-8 floor: |0 - 1e-9| / 1e-8 = 0.1
+    assert rel_error(np.zeros(3), np.array([0.0, 1e-9, 0.0])) == pytest.approx(0.1, rel=1e-12)
+
+
+def test_rel_error_does_not_modify_its_inputs():
+    a, b = np.ones(4, dtype=np.float32), np.full(4, 2.0)
+    a0, b0 = a.copy(), b.copy()
+    rel_error(a, b)
+    np.testing.assert_array_equal(a, a0)
+    np.testing.assert_array_equal(b, b0)

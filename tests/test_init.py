@@ -182,6 +182,46 @@ def test_orthogonal(shape, gain):
     np.testing.assert_allclose(np.linalg.svd(tm, compute_uv=False), gain * np.ones(small))
 
 
+def _gram_schmidt(a):
+    """Orthonormalize the columns of a, keeping each column's sign: the QR with diag(R) > 0."""
+    q = np.zeros_like(a)
+    for j in range(a.shape[1]):
+        v = a[:, j] - q[:, :j] @ (q[:, :j].T @ a[:, j])
+        q[:, j] = v / np.linalg.norm(v)
+    return q
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (7, 4), (4, 7), (3, 2, 2)])
+def test_orthogonal_is_gram_schmidt_of_the_gaussian_draw(shape):
+    # Haar measure: orthonormalizing a Gaussian matrix column by column with positive
+    # diag(R) gives a uniformly distributed Q (Mezzadri 2007). LAPACK's QR leaves the signs
+    # of diag(R) arbitrary; folding them into Q must give exactly Gram-Schmidt's result.
+    rows, cols = shape[0], math.prod(shape[1:])
+    gauss = np.random.default_rng(11).standard_normal((rows, cols))
+    if rows < cols:
+        expected = _gram_schmidt(gauss.T).T
+    else:
+        expected = _gram_schmidt(gauss)
+    w = init.orthogonal(shape, gain=1.5, rng=11)
+    np.testing.assert_allclose(w.reshape(rows, cols), 1.5 * expected, atol=1e-12)
+
+
+def test_orthogonal_entries_are_symmetric_over_draws():
+    # Under the Haar measure W and -W (and any row sign flip) are equally likely, so each
+    # entry has mean 0 and P(W_ij > 0) = 1/2. Without the sign fix, numpy's Householder QR
+    # makes W[0, 0] = -|a_0| / ||a|| negative in every draw.
+    n, draws = 5, 4000
+    gen = np.random.default_rng(0)
+    samples = np.array([init.orthogonal((n, n), rng=gen) for _ in range(draws)])
+    # E W_ij = 0, Var W_ij = 1/n: the sample mean has standard error 1/sqrt(n draws)
+    se = 1.0 / math.sqrt(n * draws)
+    assert np.all(np.abs(samples.mean(axis=0)) < 5 * se)
+    positive = (samples > 0).mean(axis=0)
+    assert np.all(np.abs(positive - 0.5) < 5 * 0.5 / math.sqrt(draws))
+    # the first column is a uniform direction: E W_00^2 = 1/n
+    assert np.mean(samples[:, 0, 0] ** 2) == pytest.approx(1 / n, rel=0.1)
+
+
 INITIALIZERS = [
     lambda rng, dt: init.normal((20, 30), 0.1, rng=rng, dtype=dt),
     lambda rng, dt: init.xavier_uniform((20, 30), rng=rng, dtype=dt),

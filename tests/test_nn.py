@@ -306,6 +306,29 @@ def test_named_initialization_scales(init, activation, std):
     assert torch.all(model.fc1.bias == 0)
 
 
+@pytest.mark.parametrize("norm", ["none", "bn"])
+def test_leaky_relu_kaiming_equals_torch_kaiming_normal(norm):
+    # build_mlp seeds torch, creates each Linear (which draws its default init) and then
+    # re-initializes the weight with kaiming_normal_(a=negative slope of nn.LeakyReLU).
+    slope = nn.LeakyReLU().negative_slope
+    model = ncnn.build_mlp(30, (20, 15), 10, norm=norm, activation="leaky_relu",
+                           init="kaiming", seed=7)
+    assert model.act1.negative_slope == slope
+    torch.manual_seed(7)
+    expected = []
+    for fan_in, fan_out, nonlinearity in ((30, 20, "leaky_relu"), (20, 15, "leaky_relu"),
+                                          (15, 10, "linear")):
+        layer = nn.Linear(fan_in, fan_out)
+        nn.init.kaiming_normal_(layer.weight, a=slope, nonlinearity=nonlinearity)
+        expected.append(layer.weight.detach())
+    for name, weight in zip(("fc1", "fc2", "out"), expected, strict=True):
+        assert torch.equal(getattr(model, name).weight.detach(), weight), name
+        assert torch.all(getattr(model, name).bias == 0)
+    # the gain is sqrt(2 / (1 + slope^2)), not ReLU's sqrt(2)
+    std = math.sqrt(2 / (1 + slope**2)) / math.sqrt(30)
+    assert model.fc1.weight.std().item() == pytest.approx(std, rel=0.1)
+
+
 def test_orthogonal_initialization():
     model = ncnn.build_mlp(50, (20,), 10, norm="none", init="orthogonal", activation="relu")
     w = model.fc1.weight.detach().double()
