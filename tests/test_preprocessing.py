@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from normcore.gradcheck import rel_error
 from normcore.preprocessing import (
     condition_number,
+    condition_numbers_from_moments,
     fit_center,
     fit_pca_whitening,
     fit_standardize,
@@ -377,3 +378,70 @@ BAD_OTHER = [
 def test_bad_other_inputs(call, err, msg):
     with pytest.raises(err, match=msg):
         call()
+
+
+# ----------------------------------------------------------------------------- kappa from moments
+
+
+def test_centering_can_raise_the_condition_number():
+    """Sigma = diag(1, 0.01), mu = (0, 1): H = diag(1, 1.01) before, diag(1, 0.01) after."""
+    k = condition_numbers_from_moments(np.array([0.0, 1.0]), np.diag([1.0, 0.01]))
+    assert k["raw"] == pytest.approx(1.01 / 1.0, rel=1e-12)
+    assert k["centered"] == pytest.approx(1.0 / 0.01, rel=1e-12)
+    # scaled without centering: diag(1 / 1, 1.01 / 0.01)
+    assert k["scaled"] == pytest.approx(101.0, rel=1e-12)
+    assert k["standardized"] == pytest.approx(1.0, rel=1e-12)
+    assert k["whitened"] == 1.0
+
+
+def test_centering_helps_when_the_mean_dominates():
+    # Sigma = I, mu = (3, 0): H = diag(10, 1)
+    k = condition_numbers_from_moments(np.array([3.0, 0.0]), np.eye(2))
+    assert k["raw"] == pytest.approx(10.0, rel=1e-12)
+    assert k["centered"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_diagonal_scaling_can_raise_the_condition_number_in_three_dimensions():
+    cov = np.array([[3.0, -6.0, 7.0], [-6.0, 14.0, -16.0], [7.0, -16.0, 19.0]])
+    k = condition_numbers_from_moments(np.zeros(3), cov)
+    d = 1 / np.sqrt(np.diag(cov))
+    assert k["centered"] == pytest.approx(np.linalg.cond(cov), rel=1e-8)
+    assert k["standardized"] == pytest.approx(np.linalg.cond(cov * np.outer(d, d)), rel=1e-8)
+    assert k["standardized"] > 1.3 * k["centered"]
+    # van der Sluis: the unit-diagonal scaling is within a factor D of the best one
+    assert k["standardized"] <= 3 * k["centered"]
+
+
+def test_moments_agree_with_the_data_matrix_condition_number(rng):
+    X = rng.standard_normal((500, 4)) * [1.0, 2.0, 0.5, 3.0] + [1.0, -2.0, 0.0, 4.0]
+    mean, cov = X.mean(axis=0), np.cov(X, rowvar=False, bias=True)
+    k = condition_numbers_from_moments(mean, cov)
+    assert k["raw"] == pytest.approx(condition_number(X), rel=1e-8)
+    assert k["centered"] == pytest.approx(condition_number(X, centered=True), rel=1e-8)
+    Z = fit_standardize(X, eps=0.0).transform(X)
+    assert k["standardized"] == pytest.approx(condition_number(Z), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "mean, cov, err, msg",
+    [
+        ([0.0, 1.0], np.eye(2), TypeError, "mean must be a numpy.ndarray"),
+        (np.zeros(2, dtype=np.int64), np.eye(2), TypeError, "dtype float32 or float64"),
+        (np.zeros(2), np.eye(3), ValueError, r"shape \(D, D\) = \(2, 2\)"),
+        (np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), ValueError, "symmetric"),
+        (np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]]), ValueError, "semi-definite"),
+        (np.zeros(2), np.diag([1.0, 0.0]), ValueError, "positive diagonal"),
+        (np.array([np.nan, 0.0]), np.eye(2), ValueError, "finite|NaN"),
+    ],
+)
+def test_condition_numbers_from_moments_bad_input(mean, cov, err, msg):
+    with pytest.raises(err, match=msg):
+        condition_numbers_from_moments(mean, cov)
+
+
+def test_condition_numbers_from_moments_leaves_inputs_alone():
+    mean, cov = np.array([0.0, 1.0]), np.diag([1.0, 0.01])
+    mean_copy, cov_copy = mean.copy(), cov.copy()
+    condition_numbers_from_moments(mean, cov)
+    np.testing.assert_array_equal(mean, mean_copy)
+    np.testing.assert_array_equal(cov, cov_copy)
