@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from normcore import analysis as A
+from normcore.analysis import scale_invariance as SI
+from normcore.analysis import stochasticity as ST
 from normcore.gradcheck import numerical_gradient
 
 # ============================================================================ helpers
@@ -108,9 +110,9 @@ def test_normalized_layer_matches_torch(rng):
     x = torch.tensor(rng.standard_normal((10, 4)))
     W = torch.tensor(rng.standard_normal((3, 4)))
     h = x @ W.T
-    got = A._normalized_layer(x, W, "batch", 1e-5)
+    got = SI._normalized_layer(x, W, "batch", 1e-5)
     torch.testing.assert_close(got, F.batch_norm(h, None, None, training=True, eps=1e-5))
-    got = A._normalized_layer(x, W, "layer", 1e-5)
+    got = SI._normalized_layer(x, W, "layer", 1e-5)
     torch.testing.assert_close(got, F.layer_norm(h, (3,), eps=1e-5))
 
 
@@ -122,7 +124,7 @@ def test_bn_unit_gradient_matches_autograd(rng):
     h = torch.tensor(xb) @ wt
     hhat = (h - h.mean()) / torch.sqrt(((h - h.mean()) ** 2).mean())
     (0.5 * ((hhat - torch.tensor(yb)) ** 2).mean()).backward()
-    g = A._bn_unit_gradient(xb, yb, w)
+    g = SI._bn_unit_gradient(xb, yb, w)
     np.testing.assert_allclose(g, wt.grad.numpy(), rtol=1e-10, atol=1e-13)
     assert abs(g @ w) < 1e-12 * np.linalg.norm(g) * np.linalg.norm(w)
 
@@ -505,7 +507,7 @@ def test_whitening_formulas_match_direct_computation(rng, method):
     batches = rng.standard_normal((3, 20, 4)) @ rng.standard_normal((4, 4)) + 2.0
     queries = rng.standard_normal((3, 2, 4))
     eps = 1e-3
-    got = A._whiten_queries(batches[:, :, None], queries[:, :, None], method, eps)[:, :, 0]
+    got = ST._whiten_queries(batches[:, :, None], queries[:, :, None], method, eps)[:, :, 0]
     for r in range(3):
         mu = batches[r].mean(axis=0)
         cov = np.cov(batches[r].T, bias=True) + eps * np.eye(4)
@@ -526,7 +528,7 @@ def test_whitening_formulas_match_direct_computation(rng, method):
 
 def test_bn_snd_formula_matches_torch_batch_norm(rng):
     batch = rng.standard_normal((1, 16, 1, 5))
-    got = A._whiten_queries(batch, batch, "bn", 1e-5)[0, :, 0]
+    got = ST._whiten_queries(batch, batch, "bn", 1e-5)[0, :, 0]
     ref = F.batch_norm(torch.tensor(batch[0, :, 0]), None, None, training=True, eps=1e-5)
     np.testing.assert_allclose(got, ref.numpy(), rtol=1e-12)
 
@@ -534,7 +536,7 @@ def test_bn_snd_formula_matches_torch_batch_norm(rng):
 @pytest.mark.parametrize("method", ["pca", "zca", "cd"])
 def test_whitened_batch_has_identity_covariance(rng, method):
     batch = (rng.standard_normal((40, 5)) @ rng.standard_normal((5, 5)))[None, :, None]
-    out = A._whiten_queries(batch, batch, method, 0.0)[0, :, 0]
+    out = ST._whiten_queries(batch, batch, method, 0.0)[0, :, 0]
     np.testing.assert_allclose(out.T @ out / 40, np.eye(5), atol=1e-10)
 
 
@@ -543,7 +545,7 @@ def test_snd_helper_agrees_with_whitening_module(rng):
     batch = rng.standard_normal((32, 6)) @ rng.standard_normal((6, 6))
     for method in ("pca", "zca", "cd"):
         ref, _ = whitening.batch_whitening_forward(batch, method, eps=1e-5)
-        got = A._whiten_queries(batch[None, :, None], batch[None, :, None], method, 1e-5)
+        got = ST._whiten_queries(batch[None, :, None], batch[None, :, None], method, 1e-5)
         got = got[0, :, 0]
         if method == "pca":  # the same up to the sign and order of the axes
             C = np.abs(got.T @ ref) / np.outer(np.linalg.norm(got, axis=0),
@@ -719,3 +721,39 @@ def test_importing_the_numpy_tools_does_not_import_torch():
     code = "import sys, normcore.analysis, normcore.grading; print('torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_every_submodule_imports_without_torch():
+    code = ("import sys; import normcore.analysis.scale_invariance, normcore.analysis.curvature, "
+            "normcore.analysis.conditioning, normcore.analysis.stochasticity, "
+            "normcore.analysis.constraints; print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
+
+
+def test_package_reexports_every_public_name_of_its_modules():
+    import importlib
+
+    topics = ("scale_invariance", "curvature", "conditioning", "stochasticity", "constraints")
+    seen = []
+    for topic in topics:
+        module = importlib.import_module(f"normcore.analysis.{topic}")
+        for name in module.__all__:
+            assert getattr(A, name) is getattr(module, name), name
+        seen += module.__all__
+    assert sorted(seen) == sorted(A.__all__)
+    assert len(set(seen)) == len(seen)  # no name defined in two topics
+    # analysis.hessian is the function, not a submodule of the same name
+    assert callable(A.hessian) and A.hessian.__module__ == "normcore.analysis.curvature"
+    from normcore.analysis import hessian, stochastic_normalization_disturbance  # noqa: F401
+
+
+def test_lazy_torch_is_replaced_by_the_module_on_first_use():
+    code = ("import sys, numpy as np, torch.nn.functional as F; "
+            "from normcore.analysis import curvature, scale_invariance_report; "
+            "before = type(curvature.torch).__name__; "
+            "scale_invariance_report(np.ones((4, 3)) + np.eye(4, 3), np.eye(2, 3), 2.0); "
+            "from normcore.analysis import scale_invariance as si; "
+            "print(before, si.torch is sys.modules['torch'])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["LazyTorch", "True"]
