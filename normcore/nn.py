@@ -5,6 +5,7 @@ where the normalization is a name, and a small instrumented training loop.
   normalization (Huang et al., ICCV 2017).
 * :class:`BatchWhitening`: decorrelated batch normalization by PCA, ZCA or Cholesky
   whitening, optionally in groups of features.
+* :func:`batch_renorm`, :class:`BatchRenorm`: batch renormalization (Ioffe, 2017).
 * :func:`build_mlp`, :func:`build_cnn`: models for the 8x8 digits with
   ``norm in NORMS``.
 * :func:`make_loader`, :func:`train`, :func:`evaluate`, :class:`History`: a seeded training
@@ -36,6 +37,8 @@ __all__ = [
     "CenteredWeightNormLinear",
     "CenteredWeightNormConv2d",
     "BatchWhitening",
+    "batch_renorm",
+    "BatchRenorm",
     "build_mlp",
     "build_cnn",
     "make_loader",
@@ -44,7 +47,7 @@ __all__ = [
     "evaluate",
 ]
 
-NORMS = ("none", "bn", "ln", "in", "gn", "wn", "cwn", "bw-pca", "bw-zca", "bw-cd")
+NORMS = ("none", "bn", "ln", "in", "gn", "wn", "cwn", "bw-pca", "bw-zca", "bw-cd", "brn")
 ACTIVATIONS = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU, "elu": nn.ELU, "identity": nn.Identity,
@@ -262,7 +265,7 @@ class BatchWhitening(nn.Module):
     -----
     As in ``torch.nn.BatchNorm``, the running covariance is updated with the unbiased
     estimate :math:`\tfrac{m}{m-1}` times the biased one (without ``eps``), and ``momentum``
-    is the weight of the new batch (the lecture's 0.9 is ``1 - momentum``). Autograd
+    is the weight of the new batch, as in the lecture slides' running averages. Autograd
     differentiates through ``eigh`` / ``cholesky``; PCA and ZCA gradients grow when two
     eigenvalues of :math:`\Sigma` nearly coincide, which is one reason to whiten in groups.
     """
@@ -323,6 +326,97 @@ class BatchWhitening(nn.Module):
                f"momentum={self.momentum}, num_groups={self.num_groups}"
 
 
+# --------------------------------------------------------------------------- batch renorm
+
+
+def batch_renorm(x: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor,
+                 weight: torch.Tensor | None = None, bias: torch.Tensor | None = None, *,
+                 training: bool = True, momentum: float = 0.1, eps: float = 1e-5,
+                 rmax: float = 3.0, dmax: float = 5.0) -> torch.Tensor:
+    r"""Batch renormalization of ``x`` of shape ``(N, C, *)``, differentiable by autograd.
+
+    .. math::
+
+        r = \operatorname{sg}\Big(\operatorname{clip}_{[1/r_{\max}, r_{\max}]}
+            \frac{\sigma_B}{\sigma}\Big), \quad
+        d = \operatorname{sg}\Big(\operatorname{clip}_{[-d_{\max}, d_{\max}]}
+            \frac{\mu_B - \mu}{\sigma}\Big), \quad
+        y = \gamma\Big(\frac{x - \mu_B}{\sigma_B}\, r + d\Big) + \beta,
+
+    with :math:`\operatorname{sg}` the stop-gradient (``detach``). The running statistics
+    are updated in place while training, as by :func:`torch.nn.functional.batch_norm`; in
+    evaluation mode this *is* ``F.batch_norm`` with the running statistics. The NumPy
+    reference is :func:`normcore.normalization.batch_renorm_forward`.
+    """
+    if not training:
+        return F.batch_norm(x, running_mean, running_var, weight, bias, False, 0.0, eps)
+    dims = [0] + list(range(2, x.dim()))
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    count = x.numel() // x.shape[1]
+    if count < 2:
+        raise ValueError(f"batch_renorm: expected more than 1 value per channel when "
+                         f"training, got input of shape {tuple(x.shape)}")
+    mean = x.mean(dim=dims)
+    var = x.var(dim=dims, unbiased=False)
+    std = torch.sqrt(var + eps)
+    run_std = torch.sqrt(running_var + eps)
+    r = (std.detach() / run_std).clamp(1.0 / rmax, rmax)
+    d = ((mean.detach() - running_mean) / run_std).clamp(-dmax, dmax)
+    out = (x - mean.view(shape)) / std.view(shape) * r.view(shape) + d.view(shape)
+    with torch.no_grad():
+        running_mean.mul_(1 - momentum).add_(momentum * mean)
+        running_var.mul_(1 - momentum).add_(momentum * count / (count - 1) * var)
+    if weight is not None:
+        out = out * weight.view(shape)
+    if bias is not None:
+        out = out + bias.view(shape)
+    return out
+
+
+class BatchRenorm(nn.Module):
+    r"""Batch renormalization (Ioffe, 2017) over ``(N, C)`` or ``(N, C, *spatial)`` inputs.
+
+    Training uses the batch statistics corrected by :math:`r` and :math:`d` towards the
+    running ones (see :func:`batch_renorm`); evaluation is batch norm with the running
+    statistics. It has the buffers and parameters of ``nn.BatchNorm*d`` (``running_mean``,
+    ``running_var``, ``num_batches_tracked``, ``weight``, ``bias``), so a state dict moves
+    between the two. ``rmax`` and ``dmax`` are plain attributes and can follow a schedule
+    (the paper starts from 1 and 0, i.e. from batch norm, and relaxes them to 3 and 5).
+
+    Shape:
+        - Input: ``(N, C)`` or ``(N, C, *)``
+        - Output: same shape as the input
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 rmax: float = 3.0, dmax: float = 5.0):
+        super().__init__()
+        if rmax < 1 or dmax < 0:
+            raise ValueError(f"BatchRenorm: need rmax >= 1 and dmax >= 0, got rmax={rmax}, "
+                             f"dmax={dmax}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.rmax, self.dmax = rmax, dmax
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchRenorm: expected input of shape (N, {self.num_features}, "
+                             f"*), got {tuple(x.shape)}")
+        if self.training:
+            self.num_batches_tracked += 1
+        return batch_renorm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=self.training, momentum=self.momentum, eps=self.eps,
+                            rmax=self.rmax, dmax=self.dmax)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, " \
+               f"rmax={self.rmax}, dmax={self.dmax}"
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -350,6 +444,8 @@ def _norm_module(func, norm, width, *, image, num_groups):
         return nn.InstanceNorm2d(width, affine=True)
     if norm == "gn":
         return nn.GroupNorm(groups, width)
+    if norm == "brn":
+        return BatchRenorm(width)
     return BatchWhitening(width, method=norm[3:], num_groups=groups)
 
 
@@ -425,7 +521,8 @@ def build_mlp(in_features: int, hidden=(64, 64), out_features: int = 10, *, norm
         ``none``; ``bn`` BatchNorm1d; ``ln`` LayerNorm; ``gn`` GroupNorm; ``wn``
         ``torch.nn.utils.parametrizations.weight_norm`` on each hidden Linear; ``cwn``
         :class:`CenteredWeightNormLinear`; ``bw-pca`` / ``bw-zca`` / ``bw-cd``
-        :class:`BatchWhitening`. The output layer is a plain ``Linear`` in every case.
+        :class:`BatchWhitening`; ``brn`` :class:`BatchRenorm`. The output layer is a plain
+        ``Linear`` in every case.
     placement : {'before', 'after'}
         Normalization before (``fc, norm, act``) or after (``fc, act, norm``) the
         nonlinearity; no effect for ``none``, ``wn``, ``cwn``.
@@ -489,7 +586,8 @@ def build_cnn(in_channels: int = 1, num_classes: int = 10, *, channels=(16, 32),
         As in :func:`build_mlp`, over channels: ``bn`` BatchNorm2d; ``ln`` GroupNorm with
         one group (normalizes over C, H, W with per-channel affine); ``in`` InstanceNorm2d
         (affine); ``gn`` GroupNorm; ``wn`` / ``cwn`` on the convolutions; ``bw-*``
-        :class:`BatchWhitening` of the channels over the ``N H W`` positions.
+        :class:`BatchWhitening` of the channels over the ``N H W`` positions; ``brn``
+        :class:`BatchRenorm`.
     placement, activation, init, dropout, num_groups, seed
         As in :func:`build_mlp`.
     input_size : int

@@ -56,6 +56,8 @@ __all__ = [
     "batch_norm_forward",
     "batch_norm_backward",
     "batch_norm_backward_alt",
+    "batch_renorm_forward",
+    "batch_renorm_backward",
     "layer_norm_forward",
     "layer_norm_backward",
     "instance_norm_forward",
@@ -233,13 +235,17 @@ def batch_norm_forward(
 
     Notes
     -----
-    *Momentum convention.* The lecture writes the running average as
-    ``running = momentum * running + (1 - momentum) * batch`` with ``momentum = 0.9``;
-    PyTorch (and this function) weights the *batch* instead,
-    ``running = (1 - momentum) * running + momentum * batch`` with ``momentum = 0.1``.
-    Lecture momentum :math:`\rho` is PyTorch momentum :math:`1 - \rho`. This momentum is
-    the decay of an exponential moving average of statistics, unrelated to the momentum
-    of an optimizer (which accumulates gradients into a velocity).
+    *Momentum convention.* Huang's lecture slides write the running averages as
+    :math:`E[x] \leftarrow \beta\,\mu_B + (1 - \beta)\,E[x]` and
+    :math:`\mathrm{Var}[x] \leftarrow \beta\,\sigma_B^2 + (1 - \beta)\,\mathrm{Var}[x]`,
+    with the weight :math:`\beta` on the *new batch* and no value given: that is PyTorch's
+    convention, ``running = (1 - momentum) * running + momentum * batch``, with
+    ``momentum`` :math:`= \beta` (default 0.1). The other lecture only says "running
+    averages", and the blog notes average :math:`\mu` and the standard deviation
+    :math:`\sigma` rather than the variance. Keras and TensorFlow weight the *old* value
+    instead (``momentum=0.99`` there is ``momentum=0.01`` here). This momentum is the decay
+    of an exponential moving average of statistics, unrelated to the momentum of an
+    optimizer (which accumulates gradients into a velocity).
 
     *Biased and unbiased variance.* The batch is normalized with the biased variance
     (divide by :math:`m`), as in the original algorithm, while ``running_var``
@@ -404,6 +410,190 @@ def batch_norm_backward_alt(dout, cache):
         k, c = _closed_form_coefficients(gamma * dbeta, gamma * dgamma, inv_std, count)
         dx += xc * (k * inv_std)[:, None]  # xhat = xc * inv_std
         dx += c[:, None]
+    return dx.reshape(cache["shape"]), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- batch renorm
+
+
+def batch_renorm_forward(
+    x,
+    gamma,
+    beta,
+    running_mean,
+    running_var,
+    *,
+    training=True,
+    momentum=0.1,
+    eps=1e-5,
+    rmax=3.0,
+    dmax=5.0,
+):
+    r"""Batch renormalization (Ioffe, 2017): batch norm corrected towards the running statistics.
+
+    With the batch statistics :math:`\mu_B`, :math:`\sigma_B = \sqrt{\sigma_B^2 + \epsilon}`
+    of each channel (as in :func:`batch_norm_forward`) and the running ones
+    :math:`\mu`, :math:`\sigma = \sqrt{\mathrm{running\_var} + \epsilon}`,
+
+    .. math::
+
+        r = \operatorname{clip}_{[1/r_{\max},\, r_{\max}]}\Big(\frac{\sigma_B}{\sigma}\Big),
+        \quad
+        d = \operatorname{clip}_{[-d_{\max},\, d_{\max}]}\Big(\frac{\mu_B - \mu}{\sigma}\Big),
+        \quad
+        \hat{x} = \frac{x - \mu_B}{\sigma_B}\, r + d, \quad
+        y = \gamma \hat{x} + \beta,
+
+    where :math:`r` and :math:`d` are treated as constants by the backward pass (a
+    stop-gradient). When no clipping happens, :math:`\hat{x} = (x - \mu)/\sigma`: the
+    training-mode output equals the evaluation-mode output, yet the gradient still flows
+    through the batch statistics as in batch norm. With :math:`r_{\max} = 1`,
+    :math:`d_{\max} = 0` it is batch norm. The running statistics are updated in place after
+    :math:`r` and :math:`d` are computed, exactly as in :func:`batch_norm_forward`; in
+    evaluation mode the layer is batch norm's evaluation mode.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C) or (N, C, *spatial)
+        Input, float32 or float64.
+    gamma, beta : ndarray, shape (C,)
+        Scale and shift, same dtype as ``x``.
+    running_mean, running_var : ndarray, shape (C,)
+        Running statistics (required: the correction is relative to them). Updated in place
+        when ``training``.
+    training : bool
+        Renormalized batch statistics (True) or running statistics (False).
+    momentum : float in [0, 1]
+        Weight of the current batch in the running averages (PyTorch's convention).
+    eps : float >= 0
+        Added to the variances.
+    rmax : float >= 1
+        Clipping bound of :math:`r`.
+    dmax : float >= 0
+        Clipping bound of :math:`d`.
+
+    Returns
+    -------
+    out : ndarray, shape of ``x``
+    cache : dict
+        What :func:`batch_renorm_backward` needs; ``cache["r"]`` and ``cache["d"]`` hold the
+        corrections of each channel (ones and zeros in evaluation mode).
+
+    Raises
+    ------
+    ValueError
+        One value per channel while training, wrong shapes, ``momentum`` outside [0, 1],
+        negative ``eps`` or ``dmax``, ``rmax < 1``.
+    TypeError
+        Arrays that are not float32/float64 ndarrays, or of mixed dtypes.
+
+    Notes
+    -----
+    The paper keeps a moving average of :math:`\sigma` and updates
+    :math:`\mu \leftarrow \mu + \alpha(\mu_B - \mu)`; here the running *variance* is
+    averaged as in PyTorch's batch norm (unbiased, ``momentum`` :math:`= \alpha`), so that a
+    trained layer has the same buffers as ``torch.nn.BatchNorm*d`` and can be folded with
+    :func:`fold_batch_norm`. The paper starts with :math:`r_{\max} = 1, d_{\max} = 0` and
+    relaxes them to :math:`3` and :math:`5`, the defaults here.
+    """
+    func = "batch_renorm_forward"
+    _check_x(func, x)
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{func}: running_mean and running_var are required, got None")
+    _check_channel_params(
+        func, x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var
+    )
+    if not isinstance(training, bool | np.bool_):
+        raise TypeError(f"{func}: training must be a bool, got {training!r}")
+    check_scalar(func, "momentum", momentum, low=0.0, high=1.0)
+    _check_eps(func, eps)
+    check_scalar(func, "rmax", rmax, low=1.0)
+    check_scalar(func, "dmax", dmax, low=0.0)
+
+    x3 = _channel_view(x)
+    count = x3.shape[0] * x3.shape[2]
+    run_std = np.sqrt(running_var + eps)
+    if not training:
+        out, cache = batch_norm_forward(
+            x, gamma, beta, running_mean, running_var, training=False, eps=eps
+        )
+        cache.update(renorm=True, r=np.ones_like(gamma), d=np.zeros_like(gamma))
+        return out, cache
+    if count == 1:
+        raise ValueError(
+            f"{func}: expected more than 1 value per channel when training, "
+            f"got input of shape {x.shape}"
+        )
+    xc, mean, var, inv_std = _center(x3, eps)
+    r = np.clip(np.sqrt(var + eps) / run_std, 1.0 / rmax, rmax).astype(x.dtype, copy=False)
+    d = np.clip((mean - running_mean) / run_std, -dmax, dmax).astype(x.dtype, copy=False)
+    running_mean *= 1.0 - momentum
+    running_mean += momentum * mean
+    running_var *= 1.0 - momentum
+    running_var += (momentum * count / (count - 1)) * var
+
+    # y = gamma * (xc * inv_std * r + d) + beta, the per-channel factors combined
+    out = xc * (gamma * inv_std * r)[:, None]
+    out += (gamma * d + beta)[:, None]
+    cache = {
+        "training": True,
+        "renorm": True,
+        "shape": x.shape,
+        "xc": xc,
+        "inv_std": inv_std,
+        "gamma": gamma,
+        "r": r,
+        "d": d,
+    }
+    return out.reshape(x.shape), cache
+
+
+def batch_renorm_backward(dout, cache):
+    r"""Backward of :func:`batch_renorm_forward`, with :math:`r` and :math:`d` held constant.
+
+    With :math:`\hat{x}_B = (x - \mu_B)/\sigma_B`, :math:`\hat{x} = r\hat{x}_B + d` and
+    :math:`g = \gamma\, r\, \delta`, sums over the batch and spatial axes of a channel,
+
+    .. math::
+
+        \frac{\partial L}{\partial \beta} = \sum \delta, \quad
+        \frac{\partial L}{\partial \gamma} = \sum \delta\,\hat{x}, \quad
+        \frac{\partial L}{\partial x} = \frac{1}{\sigma_B}\Big(g - \operatorname{mean}(g)
+            - \hat{x}_B\,\operatorname{mean}(g\,\hat{x}_B)\Big):
+
+    batch norm's closed-form backward with the upstream gradient scaled by :math:`r`. In
+    evaluation mode :math:`\partial L/\partial x = \gamma\,\delta/\sigma`.
+
+    Parameters
+    ----------
+    dout : ndarray, shape of ``x``
+    cache : dict
+        From :func:`batch_renorm_forward`.
+
+    Returns
+    -------
+    dx : ndarray, shape of ``x``
+    dgamma, dbeta : ndarray, shape (C,)
+    """
+    func = "batch_renorm_backward"
+    if not isinstance(cache, dict) or not cache.get("renorm"):
+        raise ValueError(f"{func}: cache must come from batch_renorm_forward")
+    _check_dout(func, dout, cache)
+    if not cache["training"]:
+        return batch_norm_backward_alt(dout, cache)
+    d3 = _channel_view(dout)
+    xc, inv_std, gamma = cache["xc"], cache["inv_std"], cache["gamma"]
+    r, d = cache["r"], cache["d"]
+    count = d3.shape[0] * d3.shape[2]
+
+    dbeta = _sum(d3)
+    dout_xhat_b = _dot(d3, xc) * inv_std          # sum(dout * xhat_B)
+    dgamma = r * dout_xhat_b + d * dbeta          # xhat = r * xhat_B + d
+    scale = gamma * r                             # g = scale * dout
+    k, c = _closed_form_coefficients(scale * dbeta, scale * dout_xhat_b, inv_std, count)
+    dx = d3 * (scale * inv_std)[:, None]
+    dx += xc * (k * inv_std)[:, None]
+    dx += c[:, None]
     return dx.reshape(cache["shape"]), dgamma, dbeta
 
 

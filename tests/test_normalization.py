@@ -146,15 +146,24 @@ def test_batch_norm_running_stats_over_steps_then_eval(rng, shape, dtype):
 
 
 def test_batch_norm_lecture_momentum_convention(rng):
-    """Lecture: running = 0.9 * running + 0.1 * batch, i.e. torch momentum 0.1."""
+    """Huang's slides: E[x] <- b mu_B + (1 - b) E[x], the weight b on the new batch: torch's
+    momentum is b itself (not 1 - b)."""
     x = rng.standard_normal((10, 3))
     gamma, beta = np.ones(3), np.zeros(3)
     rm, rv = rng.standard_normal(3), rng.uniform(1.0, 2.0, 3)
-    expected_rm = 0.9 * rm + 0.1 * x.mean(axis=0)
-    expected_rv = 0.9 * rv + 0.1 * x.var(axis=0, ddof=1)
-    nn_norm.batch_norm_forward(x, gamma, beta, rm, rv, momentum=0.1)
+    b = 0.3
+    expected_rm = b * x.mean(axis=0) + (1 - b) * rm
+    expected_rv = b * x.var(axis=0, ddof=1) + (1 - b) * rv
+    nn_norm.batch_norm_forward(x, gamma, beta, rm, rv, momentum=b)
     np.testing.assert_allclose(rm, expected_rm, rtol=1e-13)
     np.testing.assert_allclose(rv, expected_rv, rtol=1e-13)
+
+
+def test_batch_norm_docstring_attributes_the_momentum_convention_to_the_slides():
+    """Neither lecture writes rho * running + (1 - rho) * batch with rho = 0.9."""
+    notes = nn_norm.batch_norm_forward.__doc__.split("Notes")[1]
+    assert "0.9`" not in notes and "= 0.9" not in notes
+    assert "weight :math:`\\beta` on the *new batch*" in notes
 
 
 @pytest.mark.parametrize("momentum", [0.0, 1.0])
@@ -605,3 +614,219 @@ def test_fold_batch_norm_matches_own_eval_forward(rng):
                                            training=False)
     w_f, b_f = nn_norm.fold_batch_norm(weight, bias, gamma, beta, rm, rv)
     np.testing.assert_allclose(x @ w_f.T + b_f, bn_out, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- batch renorm
+
+BRN_SHAPES = [(4, 3), (7, 5), (2, 3, 5), (3, 4, 2, 3)]
+
+
+def _brn_running(rng, channels, dtype, offset=0.5, spread=1.5):
+    """Running statistics near, but not at, those of ``_data`` (mean 3, std 2)."""
+    mean = (3.0 + offset * rng.standard_normal(channels)).astype(dtype)
+    var = (4.0 * spread ** rng.uniform(-1, 1, channels)).astype(dtype)
+    return mean, var
+
+
+def _brn_by_hand(x, gamma, beta, run_mean, run_var, eps, rmax, dmax):
+    """The paper's formula written out in float64 with explicit loops over channels."""
+    out = np.empty(x.shape)
+    r_all, d_all = [], []
+    for c in range(x.shape[1]):
+        values = x[:, c].astype(np.float64)
+        mu_b = values.mean()
+        sigma_b = np.sqrt(((values - mu_b) ** 2).mean() + eps)
+        sigma = np.sqrt(float(run_var[c]) + eps)
+        r = min(max(sigma_b / sigma, 1 / rmax), rmax)
+        d = min(max((mu_b - float(run_mean[c])) / sigma, -dmax), dmax)
+        out[:, c] = gamma[c] * ((values - mu_b) / sigma_b * r + d) + beta[c]
+        r_all.append(r)
+        d_all.append(d)
+    return out, np.array(r_all), np.array(d_all)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", BRN_SHAPES)
+@pytest.mark.parametrize(("rmax", "dmax"), [(3.0, 5.0), (1.1, 0.05)])
+def test_batch_renorm_matches_torch_autograd(rng, shape, dtype, rmax, dmax):
+    from normcore.nn import batch_renorm
+
+    x, dout = _data(rng, shape, dtype)
+    gamma, beta = _params(rng, shape[1], dtype)
+    rm, rv = _brn_running(rng, shape[1], dtype)
+    rm_np, rv_np = rm.copy(), rv.copy()
+    out, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm_np, rv_np, rmax=rmax, dmax=dmax)
+    dx, dgamma, dbeta = nn_norm.batch_renorm_backward(dout, cache)
+
+    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
+    out_t, (dx_t, dgamma_t, dbeta_t) = _torch_grads(
+        lambda xt, gt, bt: batch_renorm(xt, rm_t, rv_t, gt, bt, rmax=rmax, dmax=dmax),
+        dout, x, gamma, beta)
+    for actual, desired in [(out, out_t), (dx, dx_t), (dgamma, dgamma_t), (dbeta, dbeta_t),
+                            (rm_np, rm_t.numpy()), (rv_np, rv_t.numpy())]:
+        _assert_close(actual, desired, dtype)
+
+
+@pytest.mark.parametrize(("rmax", "dmax"), [(3.0, 5.0), (1.2, 0.1)])
+def test_batch_renorm_forward_is_the_papers_formula(rng, rmax, dmax):
+    x, _ = _data(rng, (6, 4, 3), np.float64)
+    gamma, beta = _params(rng, 4, np.float64)
+    rm, rv = _brn_running(rng, 4, np.float64, offset=1.0, spread=3.0)
+    expected, r, d = _brn_by_hand(x, gamma, beta, rm, rv, 1e-5, rmax, dmax)
+    out, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm.copy(), rv.copy(),
+                                              rmax=rmax, dmax=dmax)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache["r"], r, rtol=1e-12)
+    np.testing.assert_allclose(cache["d"], d, rtol=1e-12, atol=1e-14)
+    if rmax < 2:   # the tight bounds must actually clip, or this case tests nothing new
+        assert np.any(np.isclose(r, rmax) | np.isclose(r, 1 / rmax))
+        assert np.any(np.isclose(np.abs(d), dmax))
+
+
+def test_batch_renorm_unclipped_training_output_is_the_eval_output(rng):
+    x, _ = _data(rng, (16, 5), np.float64)
+    gamma, beta = _params(rng, 5, np.float64)
+    rm, rv = _brn_running(rng, 5, np.float64)
+    evaluated, _ = nn_norm.batch_norm_forward(x, gamma, beta, rm.copy(), rv.copy(),
+                                              training=False)
+    trained, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm.copy(), rv.copy(),
+                                                  rmax=100.0, dmax=100.0)
+    assert np.all(cache["r"] != 1.0)
+    np.testing.assert_allclose(trained, evaluated, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 4)])
+def test_batch_renorm_with_rmax_1_dmax_0_is_batch_norm(rng, shape):
+    x, dout = _data(rng, shape, np.float64)
+    gamma, beta = _params(rng, shape[1], np.float64)
+    rm, rv = _brn_running(rng, shape[1], np.float64)
+    rm_bn, rv_bn, rm_brn, rv_brn = rm.copy(), rv.copy(), rm.copy(), rv.copy()
+    out_bn, cache_bn = nn_norm.batch_norm_forward(x, gamma, beta, rm_bn, rv_bn, momentum=0.3)
+    out, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm_brn, rv_brn, momentum=0.3,
+                                              rmax=1.0, dmax=0.0)
+    np.testing.assert_allclose(out, out_bn, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rm_brn, rm_bn, rtol=1e-14)
+    np.testing.assert_allclose(rv_brn, rv_bn, rtol=1e-14)
+    for a, b in zip(nn_norm.batch_renorm_backward(dout, cache),
+                    nn_norm.batch_norm_backward(dout, cache_bn), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_renorm_backward_matches_numerical_gradient(rng, training):
+    """Gradient check with r and d clipped in every channel: there they are locally constant,
+    so the stop-gradient backward is the true derivative of the forward."""
+    x, dout = _data(rng, (5, 3, 2), np.float64)
+    gamma, beta = _params(rng, 3, np.float64)
+    rm = np.array([-10.0, 40.0, 30.0])        # far from the batch mean 3: d is clipped
+    rv = np.array([0.25, 400.0, 0.1])         # far from the batch variance 4: r is clipped
+    kwargs = dict(training=training, rmax=2.0, dmax=1.5)
+
+    def forward(x_, g_, b_):
+        return nn_norm.batch_renorm_forward(x_, g_, b_, rm.copy(), rv.copy(), **kwargs)[0]
+
+    _, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm.copy(), rv.copy(), **kwargs)
+    if training:
+        assert np.all(np.isclose(cache["r"], 2.0) | np.isclose(cache["r"], 0.5))
+        assert np.allclose(np.abs(cache["d"]), 1.5)
+    dx, dgamma, dbeta = nn_norm.batch_renorm_backward(dout, cache)
+    numeric = [
+        numerical_gradient_array(lambda v: forward(v, gamma, beta), x.copy(), dout),
+        numerical_gradient_array(lambda v: forward(x, v, beta), gamma.copy(), dout),
+        numerical_gradient_array(lambda v: forward(x, gamma, v), beta.copy(), dout),
+    ]
+    for analytic, num in zip((dx, dgamma, dbeta), numeric, strict=True):
+        assert rel_error(analytic, num) < 1e-6
+
+
+def test_batch_renorm_backward_treats_r_and_d_as_constants(rng):
+    """Unclipped, the backward is the derivative of the formula with r and d frozen."""
+    x, dout = _data(rng, (6, 3), np.float64)
+    gamma, beta = _params(rng, 3, np.float64)
+    rm, rv = _brn_running(rng, 3, np.float64)
+    _, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm.copy(), rv.copy())
+    r, d = cache["r"], cache["d"]
+    assert np.all((r > 1 / 3) & (r < 3) & (np.abs(d) < 5))
+
+    def frozen(v):
+        mu = v.mean(axis=0)
+        sigma = np.sqrt(v.var(axis=0) + 1e-5)
+        return gamma * ((v - mu) / sigma * r + d) + beta
+
+    dx, _, _ = nn_norm.batch_renorm_backward(dout, cache)
+    assert rel_error(dx, numerical_gradient_array(frozen, x.copy(), dout)) < 1e-7
+
+
+def test_batch_renorm_does_not_modify_inputs_and_updates_running_stats(rng):
+    x, dout = _data(rng, (4, 6, 3), np.float64)
+    gamma, beta = _params(rng, 6, np.float64)
+    rm, rv = _brn_running(rng, 6, np.float64)
+    saved = [a.copy() for a in (x, dout, gamma, beta)]
+    rm_before, rv_before = rm.copy(), rv.copy()
+    _, cache = nn_norm.batch_renorm_forward(x, gamma, beta, rm, rv, momentum=0.25)
+    first = nn_norm.batch_renorm_backward(dout, cache)
+    second = nn_norm.batch_renorm_backward(dout, cache)
+    for a, b in zip(saved, (x, dout, gamma, beta), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    m = 4 * 3
+    mean = x.mean(axis=(0, 2))
+    var = x.var(axis=(0, 2)) * m / (m - 1)
+    np.testing.assert_allclose(rm, 0.75 * rm_before + 0.25 * mean, rtol=1e-12)
+    np.testing.assert_allclose(rv, 0.75 * rv_before + 0.25 * var, rtol=1e-12)
+
+
+_BX = np.ones((4, 3))
+_BG, _BB = np.ones(3), np.zeros(3)
+
+BRN_BAD_INPUTS = [
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX, _BG, _BB, None, None), ValueError,
+                 r"running_mean and running_var are required", id="brn-no-running"),
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX, _BG, _BB, np.zeros(3), np.ones(3),
+                                                      rmax=0.5),
+                 ValueError, r"rmax must be in \[1.0, inf\], got 0.5", id="brn-rmax"),
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX, _BG, _BB, np.zeros(3), np.ones(3),
+                                                      dmax=-1.0),
+                 ValueError, r"dmax must be in \[0.0, inf\], got -1.0", id="brn-dmax"),
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX.astype(np.int64), _BG, _BB,
+                                                      np.zeros(3), np.ones(3)),
+                 TypeError, r"batch_renorm_forward: x must have dtype float32 or float64",
+                 id="brn-int"),
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX, _BG, _BB, np.zeros(2), np.ones(3)),
+                 ValueError, r"running_mean must have shape \(3,\), got \(2,\)", id="brn-shape"),
+    pytest.param(lambda: nn_norm.batch_renorm_forward(_BX[:1], _BG, _BB, np.zeros(3),
+                                                      np.ones(3)),
+                 ValueError, r"more than 1 value per channel", id="brn-one-value"),
+    pytest.param(lambda: nn_norm.batch_renorm_backward(
+        np.ones((4, 3)), nn_norm.batch_norm_forward(_BX, _BG, _BB)[1]),
+        ValueError, r"cache must come from batch_renorm_forward", id="brn-foreign-cache"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BRN_BAD_INPUTS)
+def test_batch_renorm_bad_inputs_raise(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_batch_renorm_module_in_the_builder_trains_and_shares_batchnorm_state():
+    from normcore import nn as ncnn
+
+    model = ncnn.build_mlp(8, (6,), 3, norm="brn", seed=0)
+    assert isinstance(model.norm1, ncnn.BatchRenorm)
+    x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    model.train()
+    loss = model(x).square().mean()
+    loss.backward()
+    assert model.fc1.weight.grad is not None and torch.isfinite(model.fc1.weight.grad).all()
+    assert model.norm1.num_batches_tracked.item() == 1
+    bn = torch.nn.BatchNorm1d(6)
+    bn.load_state_dict(model.norm1.state_dict())
+    model.eval()
+    bn.eval()
+    with torch.no_grad():
+        h = model.fc1(x)
+        torch.testing.assert_close(model.norm1(h), bn(h))
+    cnn = ncnn.build_cnn(1, 10, channels=(4,), norm="brn")
+    assert cnn(torch.rand(3, 1, 8, 8)).shape == (3, 10)
