@@ -645,11 +645,13 @@ class History:
 
     Per step: ``loss``, ``accuracy`` and, with ``track=True``, one list per module or
     parameter name in ``activation_mean``, ``activation_std`` (outputs of normalization and
-    activation modules), ``grad_norm`` (:math:`\lVert \nabla_w L \rVert`) and
-    ``update_ratio`` (:math:`\lVert w_{t+1} - w_t \rVert / \lVert w_t \rVert`; NaN where
-    :math:`w_t = 0`). Per epoch: ``epoch_loss``, ``epoch_accuracy`` (means over the epoch's
-    steps) and ``val_loss``, ``val_accuracy``, whose entry 0 is *before* training (so they
-    have ``epochs + 1`` entries). ``accuracy`` is NaN for non-integer targets.
+    activation modules), ``grad_norm`` (:math:`\lVert \nabla_w L \rVert`), ``weight_norm``
+    (:math:`\lVert w_t \rVert`, before the step) and ``update_ratio``
+    (:math:`\lVert w_{t+1} - w_t \rVert / \lVert w_t \rVert`; NaN where :math:`w_t = 0`).
+    :mod:`normcore.diagnostics` turns these into gradient:data and update:data ratios.
+    Per epoch: ``epoch_loss``, ``epoch_accuracy`` (means over the epoch's steps) and
+    ``val_loss``, ``val_accuracy``, whose entry 0 is *before* training (so they have
+    ``epochs + 1`` entries). ``accuracy`` is NaN for non-integer targets.
     """
 
     loss: list = field(default_factory=list)
@@ -662,6 +664,7 @@ class History:
     activation_mean: dict = field(default_factory=dict)
     activation_std: dict = field(default_factory=dict)
     grad_norm: dict = field(default_factory=dict)
+    weight_norm: dict = field(default_factory=dict)
     update_ratio: dict = field(default_factory=dict)
     diverged: bool = False
 
@@ -833,8 +836,9 @@ def _record_tracking(history, stats, params, before, grads):
     w_norm = torch.stack([b.norm() for b in before])
     delta = torch.stack([(p.detach() - b).norm() for (_, p), b in zip(params, before)])
     ratio = torch.where(w_norm > 0, delta / w_norm, torch.full_like(w_norm, float("nan")))
-    for (name, _), g, r in zip(params, grads.tolist(), ratio.tolist()):
+    for (name, _), g, r, n in zip(params, grads.tolist(), ratio.tolist(), w_norm.tolist()):
         history.grad_norm.setdefault(name, []).append(g)
+        history.weight_norm.setdefault(name, []).append(n)
         history.update_ratio.setdefault(name, []).append(r)
     for name, value in stats.items():
         mean, std = value.tolist()
