@@ -1,0 +1,104 @@
+"""Tests for normcore.stacked: every stacked model computes what normcore.nn.build_mlp computes
+with the same weights, in training and evaluation mode, and trains independently."""
+
+import numpy as np
+import pytest
+import torch
+
+from normcore import nn as ncnn
+from normcore.stacked import STACKED_NORMS, StackedMLP, stacked_accuracy, train_stacked
+
+torch.set_num_threads(1)
+
+
+def _reference_models(norm, activation="relu", count=3):
+    kwargs = dict(norm=norm, activation=activation, num_groups=4 if norm == "gn" else None)
+    return [ncnn.build_mlp(10, (8, 8), 5, seed=s, **kwargs).double() for s in range(count)]
+
+
+def _stacked_from(models, norm, activation="relu"):
+    stacked = StackedMLP(len(models), 10, (8, 8), 5, norm=norm, activation=activation,
+                         num_groups=4, dtype=torch.float64)
+    for i, model in enumerate(models):
+        model.train()
+        if norm in ("bn", "brn"):       # give the running statistics non-default values
+            with torch.no_grad():
+                model(torch.randn(16, 10, dtype=torch.float64) * 2 + 1)
+        stacked.load_model(i, model)
+    return stacked
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("norm", STACKED_NORMS)
+def test_each_stacked_model_matches_build_mlp(norm, activation):
+    models = _reference_models(norm, activation)
+    stacked = _stacked_from(models, norm, activation)
+    x = torch.randn(12, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 5, (12,), generator=torch.Generator().manual_seed(2))
+    # training mode: outputs, gradients, updated running statistics
+    out = stacked(x)
+    torch.nn.functional.cross_entropy(out.reshape(-1, 5), y.repeat(3), reduction="sum").backward()
+    for i, model in enumerate(models):
+        ref = model(x)
+        torch.testing.assert_close(out[i], ref, rtol=1e-10, atol=1e-12)
+        torch.nn.functional.cross_entropy(ref, y, reduction="sum").backward()
+        torch.testing.assert_close(stacked.weights[0].grad[i], model.fc1.weight.grad.T)
+        torch.testing.assert_close(stacked.weights[2].grad[i], model.out.weight.grad.T)
+        if norm in ("bn", "brn"):
+            torch.testing.assert_close(stacked.running_mean1[i * 8:(i + 1) * 8],
+                                       model.norm2.running_mean)
+    # evaluation mode
+    stacked.eval()
+    with torch.no_grad():
+        out = stacked(x)
+        for i, model in enumerate(models):
+            model.eval()
+            torch.testing.assert_close(out[i], model(x), rtol=1e-10, atol=1e-12)
+
+
+def test_models_train_independently_and_per_model_learning_rates_apply():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 10))
+    y = rng.integers(0, 5, 64)
+    lrs = [0.05, 1e6]                         # the second model diverges
+    both = StackedMLP(2, 10, (8,), 5, norm="bn", init_scale=[1.0, 1.0], seed=3)
+    alone = StackedMLP(1, 10, (8,), 5, norm="bn", seed=3)
+    with torch.no_grad():
+        for p_alone, p_both in zip(alone.parameters(), both.parameters(), strict=True):
+            p_alone.copy_(p_both[:1])
+    losses = train_stacked(both, X, y, steps=20, batch_size=16, lr=lrs, seed=0)
+    single = train_stacked(alone, X, y, steps=20, batch_size=16, lr=lrs[0], seed=0)
+    np.testing.assert_allclose(losses[:, 0], single[:, 0], rtol=1e-5)
+    assert losses[-1, 0] < losses[0, 0]
+    assert np.isinf(losses[-1, 1])
+    assert stacked_accuracy(both, X, y).shape == (2,)
+
+
+def test_init_scale_scales_he_weights():
+    model = StackedMLP(3, 400, (400,), 10, init_scale=[0.1, 1.0, 3.0], seed=0,
+                       dtype=torch.float64)
+    std = model.weights[0].detach().std(dim=(1, 2)).numpy()
+    np.testing.assert_allclose(std, np.array([0.1, 1.0, 3.0]) * np.sqrt(2 / 400), rtol=0.01)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(norm="xx"), "unknown norm 'xx'"),
+    (dict(activation="elu"), "unknown activation 'elu'"),
+    (dict(norm="gn", num_groups=3), "num_groups=3 does not divide"),
+    (dict(init_scale=[1.0, 2.0]), "init_scale must be a scalar or have length 3"),
+    (dict(init_scale=-1.0), "init_scale must be positive"),
+])
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StackedMLP(3, 4, (8,), 2, **kwargs)
+
+
+def test_train_stacked_bad_arguments_raise():
+    model = StackedMLP(2, 4, (8,), 2)
+    X, y = np.zeros((10, 4)), np.zeros(10, dtype=int)
+    with pytest.raises(ValueError, match="lr must be a scalar or have length 2"):
+        train_stacked(model, X, y, steps=1, batch_size=4, lr=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="batch_size=20 exceeds the 10 examples"):
+        train_stacked(model, X, y, steps=1, batch_size=20, lr=0.1)
+    with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
+        train_stacked(model, X, y, steps=1, batch_size=4, lr=0.1, optimizer="lbfgs")
