@@ -757,3 +757,60 @@ def test_lazy_torch_is_replaced_by_the_module_on_first_use():
             "print(before, si.torch is sys.modules['torch'])")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split() == ["LazyTorch", "True"]
+
+
+@pytest.mark.parametrize("method", ["bn", "zca", "pca", "cd"])
+def test_normalized_sample_outputs_match_a_direct_computation(rng, method):
+    data = rng.standard_normal((40, 3)) @ rng.standard_normal((3, 3))
+    data0 = data.copy()
+    out, idx = A.normalized_sample_outputs(data, method, 10, sample_index=5, num_batches=6,
+                                           return_batches=True, rng=0)
+    assert out.shape == (6, 3) and idx.shape == (6, 10)
+    np.testing.assert_array_equal(data, data0)
+    for row, batch in zip(out, idx, strict=True):
+        assert batch[0] == 5 and len(set(batch)) == 10  # the sample, then 9 others
+        X = data[batch]
+        xc = X - X.mean(axis=0)
+        if method == "bn":  # torch's training-mode batch norm of the batch, the sample's row
+            expected = F.batch_norm(torch.from_numpy(X), None, None, training=True,
+                                    eps=1e-5)[0].numpy()
+        else:
+            cov = xc.T @ xc / 10 + 1e-5 * np.eye(3)
+            evals, evecs = np.linalg.eigh(cov)
+            evals, evecs = evals[::-1], evecs[:, ::-1]
+            if method == "zca":  # the symmetric inverse square root
+                expected = scipy.linalg.inv(scipy.linalg.sqrtm(cov)).real @ xc[0]
+            elif method == "pca":
+                expected = (evecs.T @ xc[0]) / np.sqrt(evals)
+                # eigenvectors have arbitrary signs: compare up to a sign per coordinate
+                row, expected = np.abs(row), np.abs(expected)
+            else:
+                expected = scipy.linalg.solve_triangular(np.linalg.cholesky(cov), xc[0],
+                                                         lower=True)
+        np.testing.assert_allclose(row, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_normalized_sample_outputs_spread_is_the_snd_of_that_sample(rng):
+    data = rng.standard_normal((30, 4))
+    out = A.normalized_sample_outputs(data, "zca", 8, sample_index=3, num_batches=50, rng=1)
+    # the definition: mean distance of the outputs from their mean over the batches
+    snd = np.mean(np.linalg.norm(out - out.mean(axis=0), axis=1))
+    assert snd > 0
+    # the SND of the data set is the same quantity averaged over samples: of the same order
+    assert 0.3 < snd / A.stochastic_normalization_disturbance(data, "zca", 8, rng=2) < 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"sample_index": 30}, ValueError, "sample_index must be < n=30"),
+        ({"sample_index": -1}, ValueError, "sample_index"),
+        ({"method": "wn"}, ValueError, "method must be one of"),
+        ({"batch_size": 31}, ValueError, "batch_size must be <= 30"),
+        ({"return_batches": 1}, TypeError, "return_batches must be a bool"),
+    ],
+)
+def test_normalized_sample_outputs_bad_input(kwargs, error, match):
+    args = {"method": "bn", "batch_size": 8, **kwargs}
+    with pytest.raises(error, match=match):
+        A.normalized_sample_outputs(np.ones((30, 2)), **args)

@@ -67,6 +67,7 @@ from .scale_invariance import (
     simulate_norm_growth,
 )
 from .stochasticity import (
+    normalized_sample_outputs,
     stochastic_normalization_disturbance,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "gradient_descent_errors",
     "gd_iterations_to_tolerance",
     # stochasticity
+    "normalized_sample_outputs",
     "stochastic_normalization_disturbance",
     # constraints
     "constraint_count",
