@@ -64,6 +64,8 @@ __all__ = [
     "instance_norm_backward",
     "group_norm_forward",
     "group_norm_backward",
+    "batch_group_norm_forward",
+    "batch_group_norm_backward",
     "fold_batch_norm",
 ]
 
@@ -855,6 +857,97 @@ def instance_norm_backward(dout, cache):
     """
     _check_dout("instance_norm_backward", dout, cache)
     return _grouped_backward(dout, cache)
+
+
+# --------------------------------------------------------------------------- batch group norm
+
+
+def batch_group_norm_forward(x, num_groups, gamma, beta, *, eps=1e-5):
+    r"""Batch group normalization (Zhou et al., 2020): statistics over the batch *and* a group.
+
+    The channels are split into ``num_groups`` groups of :math:`C/G` channels, as in group
+    norm, but each group's mean and variance are taken over all samples of the batch as well:
+
+    .. math::
+
+        \mu_g = \frac{1}{m}\sum_{n,\, c \in g,\, s} x_{n c s}, \quad
+        \sigma_g^2 = \frac{1}{m}\sum_{n,\, c \in g,\, s} (x_{n c s} - \mu_g)^2, \quad
+        y_{n c s} = \gamma_c \frac{x_{n c s} - \mu_{g(c)}}{\sqrt{\sigma_{g(c)}^2 + \epsilon}}
+            + \beta_c,
+
+    with :math:`m = N (C/G) \prod \mathrm{spatial}`. ``num_groups = C`` is batch norm; with
+    ``N = 1`` it is group norm. Fewer groups give each statistic more values, which is how
+    BGN keeps the statistics reliable when the batch is small. (The paper estimates running
+    averages for inference, as batch norm does; this reference computes the training-mode
+    statistics.)
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C) or (N, C, *spatial)
+    num_groups : int
+        Divides ``C``.
+    gamma, beta : ndarray, shape (C,)
+    eps : float >= 0
+
+    Returns
+    -------
+    out : ndarray, shape of ``x``
+    cache : dict
+    """
+    func = "batch_group_norm_forward"
+    _check_x(func, x)
+    _check_channel_params(func, x, gamma=gamma, beta=beta)
+    check_scalar(func, "num_groups", num_groups, low=1, integer=True)
+    channels = x.shape[1]
+    if channels % num_groups:
+        raise ValueError(f"{func}: num_groups={num_groups} does not divide C={channels}")
+    _check_eps(func, eps)
+    n = x.shape[0]
+    x3 = x.reshape(n, num_groups, -1)                       # (N, G, C/G * S)
+    if x3.shape[0] * x3.shape[2] == 1:
+        raise ValueError(f"{func}: expected more than 1 value per group, got input of shape "
+                         f"{x.shape} with num_groups={num_groups}")
+    xc, _, _, inv_std = _center(x3, eps)
+    xc = xc.reshape(n, num_groups, channels // num_groups, -1)
+    gamma2 = gamma.reshape(num_groups, -1)
+    out = xc * (inv_std[:, None] * gamma2)[None, :, :, None]
+    out += beta.reshape(1, num_groups, -1, 1)
+    cache = {"shape": x.shape, "xc": xc, "inv_std": inv_std, "gamma": gamma2,
+             "batch_group": True}
+    return out.reshape(x.shape), cache
+
+
+def batch_group_norm_backward(dout, cache):
+    r"""Backward of :func:`batch_group_norm_forward`: batch norm's closed form per group.
+
+    With :math:`g = \gamma\,\delta` and sums over the :math:`m` values of group :math:`g`
+    (all samples, the group's channels and positions),
+    :math:`\partial L / \partial x = \frac{1}{\sigma}\big(g - \operatorname{mean}(g)
+    - \hat{x}\,\operatorname{mean}(g\,\hat{x})\big)`.
+
+    Returns
+    -------
+    dx : ndarray, shape of ``x``
+    dgamma, dbeta : ndarray, shape (C,)
+    """
+    func = "batch_group_norm_backward"
+    if not isinstance(cache, dict) or not cache.get("batch_group"):
+        raise ValueError(f"{func}: cache must come from batch_group_norm_forward")
+    _check_dout(func, dout, cache)
+    xc, inv_std, gamma2 = cache["xc"], cache["inv_std"], cache["gamma"]
+    d4 = dout.reshape(xc.shape)                              # (N, G, C/G, S)
+    dout_xc = np.einsum("ngcs,ngcs->gc", d4, xc)
+    dout_sum = np.einsum("ngcs->gc", d4)
+    dgamma = (dout_xc * inv_std[:, None]).reshape(-1)
+    dbeta = dout_sum.reshape(-1)
+    sum_g = (dout_sum * gamma2).sum(axis=1)
+    sum_g_xhat = (dout_xc * gamma2).sum(axis=1) * inv_std
+    count = xc.shape[0] * xc.shape[2] * xc.shape[3]
+    k, c = _closed_form_coefficients(sum_g, sum_g_xhat, inv_std, count)
+    dx = d4 * (inv_std[:, None] * gamma2)[None, :, :, None]
+    dx += xc * (k * inv_std)[None, :, None, None]
+    dx += c[None, :, None, None]
+    return dx.reshape(cache["shape"]), dgamma, dbeta
 
 
 # --------------------------------------------------------------------------- folding

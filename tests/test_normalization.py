@@ -830,3 +830,110 @@ def test_batch_renorm_module_in_the_builder_trains_and_shares_batchnorm_state():
         torch.testing.assert_close(model.norm1(h), bn(h))
     cnn = ncnn.build_cnn(1, 10, channels=(4,), norm="brn")
     assert cnn(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+# --------------------------------------------------------------------------- batch group norm
+
+BGN_CASES = [((4, 6), 3), ((3, 6, 5), 2), ((2, 4, 3, 3), 4), ((5, 4, 2, 2), 1)]
+
+
+def _torch_batch_group_norm(x, gamma, beta, num_groups):
+    """BGN in torch: batch norm of the (N, G, rest) view, then a per-channel affine."""
+    n, c = x.shape[:2]
+    out = F.batch_norm(x.reshape(n, num_groups, -1), None, None, training=True, eps=1e-5)
+    shape = (1, c) + (1,) * (x.dim() - 2)
+    return out.reshape(x.shape) * gamma.view(shape) + beta.view(shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("shape", "num_groups"), BGN_CASES)
+def test_batch_group_norm_matches_torch(rng, shape, num_groups, dtype):
+    x, dout = _data(rng, shape, dtype)
+    gamma, beta = _params(rng, shape[1], dtype)
+    out, cache = nn_norm.batch_group_norm_forward(x, num_groups, gamma, beta)
+    grads = nn_norm.batch_group_norm_backward(dout, cache)
+    out_t, grads_t = _torch_grads(
+        lambda xt, gt, bt: _torch_batch_group_norm(xt, gt, bt, num_groups), dout, x, gamma, beta)
+    _assert_close(out, out_t, dtype)
+    for g, gt in zip(grads, grads_t, strict=True):
+        _assert_close(g, gt, dtype)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (3, 4, 2, 3)])
+def test_batch_group_norm_special_cases_are_batch_and_group_norm(rng, shape):
+    x, dout = _data(rng, shape, np.float64)
+    gamma, beta = _params(rng, shape[1], np.float64)
+    bgn_c, _ = nn_norm.batch_group_norm_forward(x, shape[1], gamma, beta)
+    np.testing.assert_allclose(bgn_c, nn_norm.batch_norm_forward(x, gamma, beta)[0],
+                               rtol=1e-12, atol=1e-12)
+    one = x[:1]
+    bgn_1, _ = nn_norm.batch_group_norm_forward(one, 2, gamma, beta)
+    np.testing.assert_allclose(bgn_1, nn_norm.group_norm_forward(one, 2, gamma, beta)[0],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_batch_group_norm_backward_matches_numerical_gradient(rng):
+    x, dout = _data(rng, (3, 4, 2), np.float64)
+    gamma, beta = _params(rng, 4, np.float64)
+    _, cache = nn_norm.batch_group_norm_forward(x, 2, gamma, beta)
+    dx, dgamma, dbeta = nn_norm.batch_group_norm_backward(dout, cache)
+
+    def forward(x_, g_, b_):
+        return nn_norm.batch_group_norm_forward(x_, 2, g_, b_)[0]
+
+    numeric = [
+        numerical_gradient_array(lambda v: forward(v, gamma, beta), x.copy(), dout),
+        numerical_gradient_array(lambda v: forward(x, v, beta), gamma.copy(), dout),
+        numerical_gradient_array(lambda v: forward(x, gamma, v), beta.copy(), dout),
+    ]
+    for analytic, num in zip((dx, dgamma, dbeta), numeric, strict=True):
+        assert rel_error(analytic, num) < 1e-7
+
+
+def test_batch_group_norm_does_not_modify_inputs(rng):
+    x, dout = _data(rng, (4, 6, 3), np.float64)
+    gamma, beta = _params(rng, 6, np.float64)
+    saved = [a.copy() for a in (x, dout, gamma, beta)]
+    _, cache = nn_norm.batch_group_norm_forward(x, 3, gamma, beta)
+    nn_norm.batch_group_norm_backward(dout, cache)
+    for a, b in zip(saved, (x, dout, gamma, beta), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("call", "error", "match"), [
+    (lambda: nn_norm.batch_group_norm_forward(np.ones((4, 6)), 4, np.ones(6), np.zeros(6)),
+     ValueError, r"num_groups=4 does not divide C=6"),
+    (lambda: nn_norm.batch_group_norm_forward(np.ones((1, 2)), 2, np.ones(2), np.zeros(2)),
+     ValueError, r"more than 1 value per group"),
+    (lambda: nn_norm.batch_group_norm_forward(np.ones((4, 6)), 2.0, np.ones(6), np.zeros(6)),
+     TypeError, r"num_groups must be an integer"),
+    (lambda: nn_norm.batch_group_norm_backward(
+        np.ones((4, 6)), nn_norm.group_norm_forward(np.ones((4, 6)), 2, np.ones(6),
+                                                    np.zeros(6))[1]),
+     ValueError, r"cache must come from batch_group_norm_forward"),
+])
+def test_batch_group_norm_bad_inputs_raise(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --------------------------------------------------------------------------- affine conventions
+
+
+def test_layer_norm_elementwise_affine_vs_per_channel_affine(rng):
+    """PyTorch's LayerNorm over (C, H, W) learns C*H*W scales; GN with one group learns C.
+    They agree exactly when the elementwise scale is constant over each channel, and differ
+    otherwise."""
+    x, _ = _data(rng, (3, 4, 2, 3), np.float64)
+    gamma_c, beta_c = _params(rng, 4, np.float64)
+    per_channel, _ = nn_norm.group_norm_forward(x, 1, gamma_c, beta_c)
+    spread = np.broadcast_to(gamma_c[:, None, None], (4, 2, 3)).copy()
+    shift = np.broadcast_to(beta_c[:, None, None], (4, 2, 3)).copy()
+    elementwise, _ = nn_norm.layer_norm_forward(x, spread, shift)
+    np.testing.assert_allclose(elementwise, per_channel, rtol=1e-12, atol=1e-12)
+    ln = torch.nn.LayerNorm((4, 2, 3)).double()
+    gn = torch.nn.GroupNorm(1, 4).double()
+    assert ln.weight.shape == (4, 2, 3) and gn.weight.shape == (4,)
+    spread[0, 0, 0] += 1.0                     # one position scaled differently: not per channel
+    varied, _ = nn_norm.layer_norm_forward(x, spread, shift)
+    assert np.abs(varied - per_channel).max() > 0.1
