@@ -15,8 +15,9 @@ with trainable :math:`V, d` and fixed :math:`c` (the input mean) and :math:`U` (
 for centering, the ZCA whitening matrix :math:`\Sigma^{-1/2}` of the input for whitening). The
 gradient step on :math:`V` then sees centered (or whitened) inputs, which is what conditions
 the problem. While training, the layer keeps running averages of the mean and covariance of its
-input and, every ``refresh_every`` steps, replaces :math:`c, U` by them and changes :math:`V, d`
-so that the effective weight :math:`W = V U` and bias :math:`b = d - V U c` stay the same:
+input (starting from the first batch's) and, at the first step and then every
+``refresh_every`` steps, replaces :math:`c, U` by them and changes :math:`V, d` so that the
+effective weight :math:`W = V U` and bias :math:`b = d - V U c` stay the same:
 
 .. math::
 
@@ -50,7 +51,7 @@ class PopulationNormLinear(nn.Module):
         covariance (a natural-neural-network-style layer).
     refresh_every : int
         Training steps (forward calls in training mode) between re-estimates of
-        :math:`c, U`.
+        :math:`c, U`; the first re-estimate is at the first step, from that batch alone.
     momentum : float
         Weight of the new batch in the running mean and covariance.
     eps : float
@@ -113,10 +114,11 @@ class PopulationNormLinear(nn.Module):
                 mean = xd.mean(dim=0)
                 centered = xd - mean
                 cov = centered.T @ centered / max(len(xd) - 1, 1)
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_cov.lerp_(cov, self.momentum)
                 self.steps += 1
-                if int(self.steps) % self.refresh_every == 0:
+                first = int(self.steps) == 1            # start from the first batch's statistics
+                self.running_mean.lerp_(mean, 1.0 if first else self.momentum)
+                self.running_cov.lerp_(cov, 1.0 if first else self.momentum)
+                if first or int(self.steps) % self.refresh_every == 0:
                     self.refresh()
         return ((x - self.center) @ self.transform.T) @ self.weight.T + self.bias
 

@@ -37,15 +37,18 @@ def test_refresh_keeps_the_function_and_normalizes_the_input(mode):
                                rtol=1e-8)
 
 
-def test_training_refreshes_every_k_steps_from_running_statistics():
+def test_training_refreshes_at_the_first_step_and_every_k_steps():
     layer = PopulationNormLinear(6, 3, mode="whiten", refresh_every=5, momentum=1.0,
                                  eps=0.0).double()
-    x = _inputs(n=64)
     layer.train()
-    for step in range(1, 6):
+    previous = layer.transform.clone()
+    changed = []
+    for step in range(1, 11):
+        x = _inputs(n=64, seed=step)
         layer(x)
-        refreshed = not torch.equal(layer.transform, torch.eye(6, dtype=torch.float64))
-        assert refreshed == (step == 5)
+        changed.append(not torch.equal(layer.transform, previous))
+        previous = layer.transform.clone()
+    assert changed == [s in (1, 5, 10) for s in range(1, 11)]
     # momentum 1: the running statistics are those of the last batch (unbiased covariance)
     torch.testing.assert_close(layer.center, x.mean(dim=0))
     torch.testing.assert_close(layer.running_cov, torch.cov(x.T))
