@@ -66,6 +66,7 @@ COURSE := $(BIN)/python tools/course.py
 
 release: install
 	$(COURSE) release $(ASSIGNMENT)
+	$(COURSE) publish $(ASSIGNMENT)
 
 autograde: install
 	$(COURSE) autograde $(ASSIGNMENT) $(if $(FORCE),--force)
@@ -74,4 +75,17 @@ feedback: install
 	$(COURSE) feedback $(ASSIGNMENT)
 
 grades: install
-	$(COURSE) grades
+	$(COURSE) grades $(if $(ROSTER),--roster $(ROSTER))
+
+# nbgrader's exchange (NBGRADER_COURSE_ID, NBGRADER_EXCHANGE) or an LMS zip (ZIP=, ROSTER=);
+# see solutions/README.md and solutions/DEPLOY.md.
+.PHONY: collect return due
+
+collect: install
+	$(COURSE) collect $(ASSIGNMENT) $(if $(ZIP),--zip $(ZIP)) $(if $(ROSTER),--roster $(ROSTER))
+
+return: install
+	$(COURSE) return $(ASSIGNMENT)
+
+due: install
+	$(COURSE) due $(ASSIGNMENT) "$(DUE)"

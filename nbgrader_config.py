@@ -45,3 +45,10 @@ c.Autograde.autograde_preprocessors = _steps
 
 # Feedback shows every failure message but no hidden test.
 c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+
+# Exchange (off by default): with NBGRADER_COURSE_ID set, `make release` also publishes to
+# nbgrader's exchange, and `make collect` / `make return` use it. NBGRADER_EXCHANGE is its
+# shared directory; students' nbgrader configuration names the same two. solutions/DEPLOY.md.
+if os.environ.get("NBGRADER_COURSE_ID"):
+    c.CourseDirectory.course_id = os.environ["NBGRADER_COURSE_ID"]
+    c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", "/srv/nbgrader/exchange")

@@ -416,7 +416,8 @@ def test_instructor_workflow(course_root, capsys):
     # Grades: a CSV row per submission and a histogram.
     assert course.main(["--root", str(root), "grades"]) == 0
     rows = (root / "grades" / "grades.csv").read_text().splitlines()
-    assert rows[0] == "student,assignment,score,max_score,percent,needs_manual_grade"
+    assert rows[0].startswith("student,assignment,score,max_score,percent,needs_manual_grade,"
+                              "autograded_score,autograded_max,manual_score,pending_manual,")
     assert len(rows) >= 11 and any(r.startswith("solution,04_normalization,31") for r in rows)
     png = (root / "grades" / f"{A}_scores.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -11,6 +11,12 @@ notebook ``solutions/<assignment>/<assignment>.ipynb``. The other commands wrap 
     python tools/course.py autograde [ASSIGNMENT ...] [--student ID] [--force]
     python tools/course.py feedback  [ASSIGNMENT ...] [--student ID]
     python tools/course.py grades    [--out DIR]        grades.csv, a histogram per assignment
+                                     [--roster CSV]     ... and canvas_grades.csv (tools/lms.py)
+    python tools/course.py publish   [ASSIGNMENT ...]   exercises/<a>/ -> nbgrader's exchange
+    python tools/course.py collect   [ASSIGNMENT ...]   exchange -> submitted/ (tools/exchange.py)
+    python tools/course.py collect   ASSIGNMENT --zip ZIP --roster CSV   an LMS zip -> submitted/
+    python tools/course.py return    [ASSIGNMENT ...]   feedback/ -> exchange
+    python tools/course.py due       ASSIGNMENT WHEN    due date in the gradebook ('none': none)
 
 Without ASSIGNMENT every assignment is processed. ``--root`` selects another course root (a
 directory holding ``nbgrader_config.py``, ``tools/`` and ``solutions/``). Every command
@@ -541,25 +547,61 @@ def feedback(root: Path, wanted=(), student=None) -> int:
 # -------------------------------------------------------------------------------- grades
 
 
+GRADE_COLUMNS = ["student", "assignment", "score", "max_score", "percent", "needs_manual_grade",
+                 "autograded_score", "autograded_max", "manual_score", "pending_manual",
+                 "late_penalty", "timestamp"]
+
+
 def grade_rows(api) -> list[dict]:
-    """One row per submission in the gradebook."""
+    """One row per submission in the gradebook.
+
+    ``score`` is what nbgrader counts (a manual grade where given, else the autograder's,
+    minus any late penalty) out of ``max_score``. ``autograded_score`` is the autograder's
+    verdict on the test cells (out of ``autograded_max``), ``manual_score`` the points given
+    by hand so far, and ``pending_manual`` the points still to be graded by hand. While any
+    are pending, ``percent`` is empty: the final score is not known, and pending is not zero.
+    """
     rows = []
     with _gradebook(api) as gb:
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
             for sub in sorted(assignment.submissions, key=lambda s: s.student.id):
+                auto = auto_max = manual = pending = 0.0
+                for nb in sub.notebooks:
+                    for grade in nb.grades:
+                        if grade.cell_type == "code":
+                            auto += grade.auto_score or 0.0
+                            auto_max += grade.max_score
+                        if grade.manual_score is not None:
+                            manual += grade.manual_score + (grade.extra_credit or 0.0)
+                        if grade.needs_manual_grade:
+                            pending += grade.max_score
+                penalty = sub.late_submission_penalty or 0.0
+                score = sub.score - penalty
+                done = not sub.needs_manual_grade
                 rows.append({
                     "student": sub.student.id,
                     "assignment": assignment.name,
-                    "score": round(sub.score, 4),
+                    "score": round(score, 4),
                     "max_score": round(sub.max_score, 4),
-                    "percent": round(100 * sub.score / sub.max_score, 2) if sub.max_score else 0,
-                    "needs_manual_grade": bool(sub.needs_manual_grade),
+                    "percent": (round(100 * score / sub.max_score, 2) if sub.max_score else 0)
+                    if done else "",
+                    "needs_manual_grade": not done,
+                    "autograded_score": round(auto, 4),
+                    "autograded_max": round(auto_max, 4),
+                    "manual_score": round(manual, 4),
+                    "pending_manual": round(pending, 4),
+                    "late_penalty": round(penalty, 4),
+                    "timestamp": f"{sub.timestamp:%Y-%m-%d %H:%M:%S}" if sub.timestamp else "",
                 })
     return rows
 
 
 def grades(root: Path, out: Path) -> None:
-    """Write ``grades.csv`` and one score histogram PNG per assignment into ``out``."""
+    """Write ``grades.csv`` and one histogram PNG per assignment into ``out``.
+
+    The histogram shows the autograded score, the one score every submission has; those
+    still waiting for manual grading are stacked in a separate, hatched colour.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -568,26 +610,39 @@ def grades(root: Path, out: Path) -> None:
     api = _api(root)
     rows = grade_rows(api)
     out.mkdir(parents=True, exist_ok=True)
-    fields = ["student", "assignment", "score", "max_score", "percent", "needs_manual_grade"]
     with open(out / "grades.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=GRADE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    print(f"grades   {out / 'grades.csv'}: {len(rows)} submissions")
+    waiting = [r for r in rows if r["needs_manual_grade"]]
+    print(f"grades   {out / 'grades.csv'}: {len(rows)} submissions"
+          + (f", {len(waiting)} with manual grading pending (percent left empty)"
+             if waiting else ""))
     for name in sorted({r["assignment"] for r in rows}):
-        scores = [r["percent"] for r in rows if r["assignment"] == name]
+        mine = [r for r in rows if r["assignment"] == name]
+        auto = {k: [100 * r["autograded_score"] / r["autograded_max"] if r["autograded_max"]
+                    else 0.0 for r in mine if r["needs_manual_grade"] == k]
+                for k in (False, True)}
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(scores, bins=range(0, 101, 10), color="tab:blue", edgecolor="white")
+        ax.hist([auto[False], auto[True]], bins=range(0, 101, 10), stacked=True,
+                color=["tab:blue", "tab:orange"], edgecolor="white",
+                hatch=None, label=["fully graded", "manual grading pending"])
+        for patch in ax.patches[len(ax.patches) // 2:]:
+            patch.set_hatch("//")
+        scores = auto[False] + auto[True]
         mean = sum(scores) / len(scores)
-        ax.set(xlabel="score (% of the assignment's points)", ylabel="submissions",
+        ax.set(xlabel="autograded score (% of the autograded points)", ylabel="submissions",
                xlim=(0, 100),
-               title=f"{name}: {len(scores)} submissions, mean score {mean:.0f}%")
+               title=f"{name}: {len(scores)} submissions, mean autograded {mean:.0f}%")
+        if auto[True]:
+            ax.legend(loc="upper left", fontsize="small")
         ax.yaxis.get_major_locator().set_params(integer=True)
         fig.tight_layout()
         path = out / f"{name}_scores.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
-        print(f"grades   {path}: histogram of {len(scores)} scores (mean {mean:.1f}%)")
+        print(f"grades   {path}: histogram of {len(scores)} autograded scores (mean "
+              f"{mean:.1f}%, {len(auto[True])} awaiting manual grading)")
 
 
 # ---------------------------------------------------------------------------------- main
@@ -607,6 +662,26 @@ def main(argv=None) -> int:
                            help="regrade submissions that are already autograded")
     p = sub.add_parser("grades")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grades/)")
+    p.add_argument("--roster", type=Path, help="LMS roster CSV: also write canvas_grades.csv")
+    p.add_argument("--student-column", default="SIS Login ID",
+                   help="roster column holding the nbgrader student id")
+    # The exchange and the LMS (tools/exchange.py, tools/lms.py).
+    for cmd in ("publish", "collect", "return"):
+        p = sub.add_parser(cmd)
+        p.add_argument("assignments", nargs="*")
+    sub.choices["return"].add_argument("--student")
+    p = sub.choices["collect"]
+    p.add_argument("--before-duedate", action="store_true",
+                   help="take each student's latest submission before the due date")
+    p.add_argument("--zip", type=Path, help="import an LMS zip of submissions instead")
+    p.add_argument("--roster", type=Path, help="LMS roster CSV mapping LMS ids to students")
+    p.add_argument("--pattern", default="canvas",
+                   help="file names in the zip: canvas, moodle or a regular expression")
+    p.add_argument("--student-column", default="SIS Login ID")
+    p.add_argument("--lms-id-column", default="ID")
+    p = sub.add_parser("due")
+    p.add_argument("assignment")
+    p.add_argument("when", help="'2026-12-10 23:59:00 Europe/Berlin', or 'none'")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     try:
@@ -620,6 +695,28 @@ def main(argv=None) -> int:
             return 1 if feedback(root, args.assignments, args.student) else 0
         elif args.command == "grades":
             grades(root, args.out or root / "grades")
+            if args.roster:
+                import lms
+
+                return 1 if lms.export_canvas(root, args.roster, args.out or root / "grades",
+                                              student_column=args.student_column) else 0
+        elif args.command in ("publish", "collect", "return", "due"):
+            import exchange
+            import lms
+
+            if args.command == "publish":
+                return 1 if exchange.publish(root, args.assignments) else 0
+            if args.command == "return":
+                return 1 if exchange.return_feedback(root, args.assignments, args.student) else 0
+            if args.command == "due":
+                exchange.set_due(root, args.assignment, args.when)
+            elif args.zip:
+                return 1 if lms.import_zip(root, args.zip, args.roster, args.assignments,
+                                           pattern=args.pattern,
+                                           student_column=args.student_column,
+                                           lms_id_column=args.lms_id_column) else 0
+            else:
+                return 1 if exchange.collect(root, args.assignments, args.before_duedate) else 0
     except CourseError as exc:
         print(f"course {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -627,4 +724,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    sys.modules.setdefault("course", sys.modules["__main__"])  # one module for tools/exchange.py
     sys.exit(main())
