@@ -11,12 +11,18 @@ they run with this configuration. See ``solutions/README.md``.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools"))
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_ROOT, "tools"))
+sys.path.insert(0, _ROOT)
 
-from course import HideHiddenTests, LimitOutputSize  # noqa: E402
+from course import LimitOutputSize  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.converters import Autograde  # noqa: E402
-from nbgrader.preprocessors import GetGrades, LimitOutput  # noqa: E402
+from nbgrader.preprocessors import Execute, GetGrades, LimitOutput  # noqa: E402
+
+from grader.feedback import SanitizeFeedback  # noqa: E402
+from grader.kernel import SandboxedExecute  # noqa: E402
+from grader.trusted import TrustedChecks  # noqa: E402
 
 c = get_config()  # noqa: F821
 
@@ -39,12 +45,19 @@ c.Execute.timeout = 30
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
 c.OverwriteCells.add_missing_cells = True
+# Student code runs only in the sandbox: the kernel (SandboxedExecute) and the worker that
+# the trusted checks call (TrustedChecks decides every test cell in this process; see grader/).
 _steps = list(Autograde.autograde_preprocessors.make_dynamic_default())
+_steps[_steps.index(Execute)] = SandboxedExecute
+_steps.insert(_steps.index(SandboxedExecute) + 1, TrustedChecks)
 _steps.insert(_steps.index(LimitOutput) + 1, LimitOutputSize)
 c.Autograde.autograde_preprocessors = _steps
+c.TrustedChecks.course_root = _ROOT
+c.SandboxedExecute.notebook_time_limit = 300
 
-# Feedback shows every failure message but no hidden test.
-c.GenerateFeedback.preprocessors = [HideHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor]
+# Feedback is rebuilt from the release and sanitized results (no added cells, text only).
+c.SanitizeFeedback.course_root = _ROOT
+c.GenerateFeedback.preprocessors = [SanitizeFeedback, GetGrades, CSSHTMLHeaderPreprocessor]
 
 # Exchange (off by default): with NBGRADER_COURSE_ID set, `make release` also publishes to
 # nbgrader's exchange, and `make collect` / `make return` use it. NBGRADER_EXCHANGE is its

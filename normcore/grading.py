@@ -17,7 +17,10 @@ cause. The causes come from :data:`CATALOG`, a list of common mistakes. Each
 :class:`Mistake` holds a *mutant*: an implementation that makes exactly that mistake. A
 mistake is diagnosed when the student's wrong part equals the mutant's on the same input,
 so the catalog is at once the detector and the set of wrong implementations the course's
-tests must catch.
+tests must catch. The catalog itself is instructor-side: the course's grader registers it
+here (with :func:`_register` and :func:`_graded`) in its own process, where graded tests are
+decided; in a student's environment it is empty, and the checks report what differs without
+naming a cause.
 
 The other checks work the same way: :func:`check_example` compares with values worked out
 by hand (the visible tests of a notebook), :func:`check_gradient` compares a backward with
@@ -27,7 +30,10 @@ iterates of two optimizer step functions, and :func:`assert_close` compares two 
 While the student's function runs it is watched (:func:`student_code`): a call into
 normcore's references, ``torch.nn``, ``torch.optim`` or scikit-learn's preprocessing fails the
 check, as does running longer than a time limit; what the function prints is captured
-instead of flooding the notebook.
+instead of flooding the notebook. (In a notebook this watch only helps the student: the
+grader runs the student's functions in a separate sandboxed process where those references
+are not there at all, and an exception that carries a ``delegated`` attribute is reported
+as delegation.)
 
 Mutant signatures are those of the graded function as it is passed to the check. For a
 backward the graded function is the composite ``f(dout, *forward_args, **forward_kwargs)
@@ -85,7 +91,7 @@ FORBIDDEN_MODULES = (
 )
 #: normcore modules a student may use: validation, numerical gradients, data and grading.
 _ALLOWED_NORMCORE = ("normcore._checks", "normcore.gradcheck", "normcore.data", "normcore.grading",
-                     "normcore.mistakes")
+                     "normcore.book")
 #: Names of torch's C functions that compute a graded operation in one call.
 _TORCH_GRADED_OPS = re.compile(
     r"^(native_|cudnn_|miopen_)?(batch|layer|group|instance)_norm|dropout|^_?fused_"
@@ -163,7 +169,7 @@ class Graded:
     kind: str = "function"
 
 
-#: Graded functions by name; each module of :mod:`normcore.mistakes` registers its own.
+#: Graded functions by name; each module of the grader's catalog registers its own.
 GRADED: dict[str, Graded] = {}
 
 
@@ -363,6 +369,8 @@ def _call_student(fn, args, kwargs, *, name, desc, forbidden, time_limit):
         except AssertionError:
             raise
         except Exception as exc:
+            if getattr(exc, "delegated", None):
+                watch.delegated = str(exc.delegated)
             if watch.delegated is None:
                 hint = ""
                 if isinstance(exc, TypeError) and "argument" in str(exc):
@@ -863,5 +871,3 @@ def check_optimizer(
                             time_limit=time_limit)
 
 
-# The catalog: each module of normcore.mistakes registers its mistakes and graded functions.
-import normcore.mistakes  # noqa: E402, F401

@@ -1,10 +1,11 @@
 """The graded exercises end to end: source notebooks, release, autograde, feedback, grades.
 
-The fast tests run the notebooks' cells in-process: the solutions pass every test cell, the
-released stubs fail every one, and every catalog mistake fails a test cell of its function
-with its message. The slow test runs the instructor workflow (tools/course.py, i.e. the
-make targets) with nbgrader in a throwaway course root and gradebook, with honest, wrong
-and hostile submissions.
+The fast tests run the trusted checks in-process (grader.trusted.run_tests, with plain
+functions standing in for a student's): the solutions pass every test cell, the released
+stubs fail every one, and every catalog mistake fails a test cell of its function with its
+message. The slow test runs the instructor workflow (tools/course.py, i.e. the make
+targets) with nbgrader and the sandbox in a throwaway course root and gradebook, with
+honest, wrong and hostile submissions (tests/test_redteam.py has the determined cheats).
 """
 
 import copy
@@ -16,6 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader import assignment as assignments
+from grader import trusted
+from grader.feedback import html_text, leaks, secret_lines
 from normcore import grading
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,57 +61,61 @@ def graded_cells(nb):
             if meta(c).get("grade") and c.cell_type == "code"]
 
 
-def mutant_source(solution_source: str, mistake, function: str) -> str:
-    """An answer cell that implements ``function`` with ``mistake`` (its catalog mutant).
-
-    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
-    a backward records the forward's inputs, since a backward mutant takes
-    ``(dout, *forward_args, **forward_kwargs)``.
-    """
-    head = ("import copy as _copy\n"
-            "from normcore.grading import get_mistake as _get_mistake\n"
-            f"_mutant = _get_mistake({mistake.key!r}).mutant\n")
-    if "_backward" in function:
-        forward = function.split("_backward")[0] + "_forward"
-        return head + (
-            "class _Recorded(tuple):\n"
-            "    pass\n\n"
-            f"_solution_forward = {forward}\n\n"
-            f"def {forward}(*args, **kwargs):\n"
-            "    inputs = (_copy.deepcopy(args), _copy.deepcopy(kwargs))\n"
-            "    out, cache = _solution_forward(*args, **kwargs)\n"
-            "    cache = _Recorded(cache)\n"
-            "    cache.inputs = inputs\n"
-            "    return out, cache\n\n"
-            f"def {function}(dout, cache):\n"
-            "    return _mutant(dout, *cache.inputs[0], **cache.inputs[1])\n")
-    if function.endswith("_forward"):
-        return solution_source + "\n\n" + head + (
-            f"_solution = {function}\n\n"
-            f"def {function}(*args, **kwargs):\n"
-            "    _, cache = _solution(*_copy.deepcopy(args), **_copy.deepcopy(kwargs))\n"
-            "    return _mutant(*args, **kwargs)[0], cache\n")
-    return head + f"{function} = _mutant\n"
-
-
-def namespace(nb, replace=None):
-    """Run the setup and answer cells of ``nb`` (with replaced sources) in a fresh namespace."""
-    replace = replace or {}
+def functions_of(nb):
+    """The functions that the setup and answer cells of ``nb`` define (run in-process)."""
     ns = {"__name__": "__main__"}
     for cell in nb.cells:
-        gid = meta(cell).get("grade_id")
-        if cell.cell_type == "code" and (gid == "setup" or meta(cell).get("solution")):
-            exec(compile(replace.get(gid, cell.source), gid, "exec"), ns)
-    return ns
+        if cell.cell_type == "code" and meta(cell).get("grade_id") == "setup":
+            exec(compile(cell.source, "setup", "exec"), ns)
+    setup = set(ns)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and meta(cell).get("solution"):
+            exec(compile(cell.source, meta(cell)["grade_id"], "exec"), ns)
+    return {k: v for k, v in ns.items() if k not in setup and callable(v)}
 
 
-def run_test_cell(ns, grade_id, source):
-    """None if the test cell passes, else its error message."""
-    try:
-        exec(compile(source, grade_id, "exec"), dict(ns))
-    except Exception as exc:  # a failing cell scores 0, whatever the error
-        return f"{type(exc).__name__}: {exc}"
-    return None
+def with_mutant(functions, mistake, function):
+    """``functions`` with ``function`` making ``mistake`` (its catalog mutant).
+
+    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
+    a backward gets its forward's inputs recorded in the cache, since a backward mutant takes
+    ``(dout, *forward_args, **forward_kwargs)``.
+    """
+    fns, mutant = dict(functions), mistake.mutant
+    if "_backward" in function:
+        forward = function.split("_backward")[0] + "_forward"
+        solution_forward = fns[forward]
+
+        class Recorded(tuple):
+            pass
+
+        def recording_forward(*args, **kwargs):
+            inputs = (copy.deepcopy(args), copy.deepcopy(kwargs))
+            out, cache = solution_forward(*args, **kwargs)
+            cache = Recorded(cache)
+            cache.inputs = inputs
+            return out, cache
+
+        def mutant_backward(dout, cache):
+            return mutant(dout, *cache.inputs[0], **cache.inputs[1])
+
+        fns[forward], fns[function] = recording_forward, mutant_backward
+    elif function.endswith("_forward"):
+        solution = fns[function]
+
+        def mutant_forward(*args, **kwargs):
+            _, cache = solution(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            return mutant(*args, **kwargs)[0], cache
+
+        fns[function] = mutant_forward
+    else:
+        fns[function] = mutant
+    return fns
+
+
+def verdicts(name, functions):
+    """{grade_id: None or message} of the trusted checks for these functions."""
+    return trusted.run_tests(assignments.load(ROOT, name), trusted.functions_provider(functions))
 
 
 # -------------------------------------------------------------------- source notebooks
@@ -163,7 +171,7 @@ def test_build_checks_the_template(tmp_path, edit, message):
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_release_has_no_solution_and_no_hidden_test(name):
-    assert course.check_release(source_of(name), release_of(name)) == []
+    assert course.check_release(ROOT / "solutions" / f"{name}.py", release_of(name)) == []
     text = release_of(name).read_text()
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN" not in text
     stubs = [c for c in read(release_of(name)).cells if c.cell_type == "code"
@@ -179,19 +187,24 @@ def test_release_of_normalization_hides_known_secrets():
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_source_notebook_holds_no_hidden_test(name):
+    """The gradebook copies the test cells of the source notebook and the student's kernel
+    runs them: only the visible tests may be there."""
+    assert course.check_source_notebook(ROOT / "solutions" / f"{name}.py", source_of(name)) == []
+    a = assignments.load(ROOT, name)
+    assert a.hidden_lines and all(t.full.startswith(t.visible.split("\n")[0]) for t in a.tests)
+    assert sum(t.full.count("\n") - t.visible.count("\n") for t in a.tests) > 20
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_solutions_pass_every_test_cell(name):
-    nb = read(source_of(name))
-    ns = namespace(nb)
-    failures = {gid: msg for gid, src in graded_cells(nb) if (msg := run_test_cell(ns, gid, src))}
-    assert failures == {}
+    assert verdicts(name, functions_of(read(source_of(name)))) == {
+        gid: None for gid, _ in graded_cells(read(source_of(name)))}
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_the_released_stubs_fail_every_test_cell(name):
-    source, release = read(source_of(name)), read(release_of(name))
-    ns = namespace(release)
-    for gid, src in graded_cells(source):  # the graded version of each cell, hidden tests too
-        message = run_test_cell(ns, gid, src)
+    for gid, message in verdicts(name, functions_of(read(release_of(name)))).items():
         assert message and "not implemented yet" in message, (gid, message)
 
 
@@ -206,18 +219,13 @@ def _mutants():
 @pytest.mark.parametrize(("name", "mistake", "function"), _mutants(),
                          ids=[f"{m.key}-{f}" for _, m, f in _mutants()])
 def test_each_mutant_fails_a_test_cell_with_its_message(name, mistake, function):
-    nb = read(source_of(name))
-    solution = {meta(c)["grade_id"]: c.source for c in nb.cells if meta(c).get("grade_id")}
-    ns = namespace(nb, {function: mutant_source(solution[function], mistake, function)})
+    fns = with_mutant(functions_of(read(source_of(name))), mistake, function)
     stem = function.split("_backward")[0].split("_forward")[0]
-    messages = {}
-    for gid, src in graded_cells(nb):
-        if stem not in src:
-            continue
-        messages[gid] = run_test_cell(ns, gid, src)
-        if messages[gid] and mistake.message in messages[gid]:
-            return
-    pytest.fail(f"no test cell of {function} names {mistake.key}: {messages}")
+    a = assignments.load(ROOT, name)
+    cells = {t.grade_id for t in a.tests if stem in t.full}
+    messages = trusted.run_tests(a, trusted.functions_provider(fns), grade_ids=cells)
+    assert any(m and mistake.message in m for m in messages.values()), (
+        f"no test cell of {function} names {mistake.key}: {messages}")
 
 
 # ----------------------------------------------------------------- the whole workflow
@@ -243,14 +251,41 @@ def with_cell(nb, grade_id, source=None, *, delete=False, prepend=""):
     return nb
 
 
+#: Catalog mistakes written as a student would write them: (function, solution line, wrong
+#: line). The worker cannot import the catalog, so these are plain code.
+SOURCE_MUTANTS = {
+    "bn_unbiased_batch_var": ("batch_norm_forward", "var = x.var(axis=axes)",
+                              "var = x.var(axis=axes, ddof=1)"),
+    "bn_backward_no_stat_terms": ("batch_norm_backward",
+                                  "dx = dxhat * r + 2 / m * dvar * xc + dmu / m",
+                                  "dx = dxhat * r"),
+    "ln_over_batch_axis": ("layer_norm_forward",
+                           "axes = tuple(range(x.ndim - gamma.ndim, x.ndim))", "axes = 0"),
+    "gn_strided_groups": ("group_norm_forward", None, """
+def group_norm_forward(x, num_groups, gamma, beta, *, eps=1e-5):
+    n, c = x.shape[:2]
+    strided = x.reshape(n, c // num_groups, num_groups, -1).transpose(0, 2, 1, 3)
+    xg = strided.reshape(n, num_groups, -1)
+    inv_std = 1 / np.sqrt(xg.var(axis=2, keepdims=True) + eps)
+    xhat = ((xg - xg.mean(axis=2, keepdims=True)) * inv_std).reshape(strided.shape)
+    xhat = xhat.transpose(0, 2, 1, 3).reshape(x.shape)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return gamma.reshape(shape) * xhat + beta.reshape(shape), (xhat, inv_std, gamma)
+"""),
+}
+
+
+def mutated(nb, key):
+    function, right, wrong = SOURCE_MUTANTS[key]
+    cell = next(c for c in nb.cells if meta(c).get("grade_id") == function)
+    if right is None:
+        return with_cell(nb, function, wrong)
+    assert right in cell.source, (key, right)
+    return with_cell(nb, function, cell.source.replace(right, wrong))
+
+
 def submissions():
     perfect = perfect_submission()
-    src = {meta(c)["grade_id"]: c.source for c in read(SOURCE).cells if meta(c).get("grade_id")}
-
-    def mutated(nb, key, function):
-        return with_cell(nb, function,
-                         mutant_source(src[function], grading.get_mistake(key), function))
-
     noisy = copy.deepcopy(perfect)
     noisy.cells.insert(2, nbformat.v4.new_code_cell(
         'for _ in range(50_000):\n    print("spam " * 20)\nprint("x" * 3_000_000)'))
@@ -262,15 +297,23 @@ def submissions():
         "import-error": with_cell(perfect, "layer_norm_forward",
                                   prepend="import a_module_that_does_not_exist\n"),
         "noisy": noisy,
-        "deleted-test": with_cell(mutated(perfect, "ln_over_batch_axis", "layer_norm_forward"),
+        "deleted-test": with_cell(mutated(perfect, "ln_over_batch_axis"),
                                   "test_layer_norm_forward", delete=True),
-        "edited-test": with_cell(mutated(perfect, "gn_strided_groups", "group_norm_forward"),
+        "edited-test": with_cell(mutated(perfect, "gn_strided_groups"),
                                  "test_group_norm_forward", "# 3 points\npass"),
         "calls-reference": with_cell(perfect, "batch_norm_forward",
                                      "from normcore.normalization import batch_norm_forward"),
-        "mutant-forward": mutated(perfect, "bn_unbiased_batch_var", "batch_norm_forward"),
-        "mutant-backward": mutated(perfect, "bn_backward_no_stat_terms", "batch_norm_backward"),
+        "mutant-forward": mutated(perfect, "bn_unbiased_batch_var"),
+        "mutant-backward": mutated(perfect, "bn_backward_no_stat_terms"),
     }
+
+
+def test_source_mutants_are_the_catalog_mistakes():
+    """The plain-code mutants of the workflow test make exactly their catalog mistake."""
+    for key in SOURCE_MUTANTS:
+        fns = functions_of(mutated(perfect_submission(), key))
+        message = verdicts(A, fns)
+        assert any(m and grading.get_mistake(key).message in m for m in message.values()), key
 
 
 def scores(root, name=A):
@@ -294,10 +337,12 @@ def cell_error(root, student, grade_id):
 @pytest.fixture(scope="module")
 def course_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
-    config = (ROOT / "nbgrader_config.py").read_text() + "\nc.Execute.timeout = 10\n"
+    config = (ROOT / "nbgrader_config.py").read_text() + (
+        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n")
     (root / "nbgrader_config.py").write_text(config)
-    shutil.copytree(ROOT / "tools", root / "tools",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("tools", "grader"):
+        shutil.copytree(ROOT / folder, root / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     (root / "solutions").mkdir()
     for name in ASSIGNMENTS:
         shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")
@@ -386,7 +431,8 @@ def test_instructor_workflow(course_root, capsys):
                               ("mutant-backward", "test_batch_norm_backward",
                                "bn_backward_no_stat_terms")]:
         assert first[student][gid] == 0, student
-        assert grading.get_mistake(key).message in cell_error(root, student, gid), student
+        assert grading.get_mistake(key).message in cell_error(root, student, gid), (
+            student, cell_error(root, student, gid))
         assert auto[student] < auto_total
     for student in ("deleted-test", "edited-test"):
         others = {g: v for g, v in first[student].items() if g in points and "group" not in g
@@ -404,13 +450,14 @@ def test_instructor_workflow(course_root, capsys):
 
     # Feedback: every failure message, no hidden test.
     assert course.main(["--root", str(root), "feedback"]) == 0
-    hidden = course._hidden_lines(course._api(root), A)
-    assert len(hidden) > 30
+    secrets = secret_lines(root)
+    assert len(secrets) > 300
     for student in first:
         page = (root / "feedback" / student / A / f"{A}.html").read_text()
-        assert course.feedback_leaks(page, hidden) == []
-        assert "default_rng(4041)" not in course.html_text(page)
-    page = course.html_text((root / "feedback" / "mutant-forward" / A / f"{A}.html").read_text())
+        assert leaks(page, secrets, course._own_text(root, student, A)) == []
+        assert (leaks(page, secrets) != []) == (student != "untouched"), student
+        assert "default_rng(4041)" not in html_text(page)
+    page = html_text((root / "feedback" / "mutant-forward" / A / f"{A}.html").read_text())
     assert grading.get_mistake("bn_unbiased_batch_var").message in " ".join(page.split())
 
     # Grades: a CSV row per submission and a histogram.

@@ -26,7 +26,8 @@ is done. A student notebook that fails its tests, loops or crashes is not such a
 is graded like any other.
 
 This module also defines the nbgrader preprocessors that ``nbgrader_config.py`` installs:
-:class:`HideHiddenTests` (feedback) and :class:`LimitOutputSize` (autograde).
+:class:`LimitOutputSize` (autograde). The trusted grader (sandbox, verdicts, feedback
+sanitizing) lives in the instructor-only package ``grader/``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import argparse
 import contextlib
 import csv
 import hashlib
-import html
 import os
 import re
 import shutil
@@ -48,8 +48,18 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grader import assignment as assignments  # noqa: E402
+from grader.assignment import (  # noqa: E402
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    strip_region,
+)
+
 KINDS = ("readonly", "answer", "tests", "manual")
 _NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 _TOTAL = re.compile(r"\*\*Total: (\d+(?:\.\d+)?) points\*\*")
@@ -60,25 +70,6 @@ class CourseError(Exception):
 
 
 # ------------------------------------------------------------------ nbgrader preprocessors
-
-
-class HideHiddenTests(NbGraderPreprocessor):
-    """Remove the hidden tests from feedback: their source, and tracebacks that quote it.
-
-    A code cell containing a hidden-test region keeps its visible lines; the region becomes
-    one comment line. An error in such a cell keeps its type and message (which say what is
-    wrong) but loses the traceback, whose frames would show the failing hidden line.
-    """
-
-    def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or BEGIN_HIDDEN not in cell.source:
-            return cell, resources
-        cell.source = strip_region(cell.source, BEGIN_HIDDEN, END_HIDDEN,
-                                   "# Hidden tests ran here; their code is not shown.")
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                output["traceback"] = [f"{output.get('ename')}: {output.get('evalue')}"]
-        return cell, resources
 
 
 class LimitOutputSize(NbGraderPreprocessor):
@@ -102,34 +93,6 @@ class LimitOutputSize(NbGraderPreprocessor):
                     if len(str(output["data"][key])) > 50 * self.max_chars:
                         del output["data"][key]
         return cell, resources
-
-
-def strip_region(source: str, begin: str, end: str, replacement: str | None = None) -> str:
-    """``source`` without the lines from ``begin`` to ``end`` (inclusive)."""
-    lines, inside = [], False
-    for line in source.split("\n"):
-        if begin in line:
-            inside = True
-            if replacement is not None:
-                lines.append(line[: len(line) - len(line.lstrip())] + replacement)
-        elif end in line:
-            inside = False
-        elif not inside:
-            lines.append(line)
-    return "\n".join(lines)
-
-
-def region_lines(source: str, begin: str, end: str) -> list[str]:
-    """The stripped lines strictly inside the ``begin``/``end`` regions of ``source``."""
-    lines, inside = [], False
-    for line in source.split("\n"):
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside:
-            lines.append(line.strip())
-    return lines
 
 
 # -------------------------------------------------------------------------------- build
@@ -165,6 +128,10 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
         points = meta.pop("points", None)
         where = f"{source.name}, cell {i + 1} ({grade_id or cell.cell_type})"
         text = cell.source
+        if kind == "tests":
+            # Hidden tests stay in the source text: the notebook nbgrader stores (and runs in
+            # the student's kernel) has only the visible ones; grader/ runs the rest.
+            text = strip_region(text, BEGIN_HIDDEN, END_HIDDEN).rstrip("\n")
         if cell.cell_type == "markdown":
             new = nbformat.v4.new_markdown_cell(text)
             found = _TOTAL.search(text)
@@ -186,7 +153,7 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
             if grade_id in ids:
                 raise CourseError(f"{where}: duplicate grade_id {grade_id!r}")
             ids.add(grade_id)
-            _check_cell(where, kind, cell.cell_type, text, points)
+            _check_cell(where, kind, cell.cell_type, cell.source, points)
             graded = kind in ("tests", "manual")
             new.metadata["nbgrader"] = {
                 "grade": graded,
@@ -296,7 +263,7 @@ def _environment() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def _api(root: Path):
+def _api(root: Path, unsafe: bool = False):
     """An NbGraderAPI for the course root, configured by its nbgrader_config.py."""
     import logging
 
@@ -310,6 +277,11 @@ def _api(root: Path):
         raise CourseError(f"{config_file} not found: is {root} a course root?")
     config = PyFileConfigLoader(config_file.name, path=str(root)).load_config()
     config.CourseDirectory.root = str(root)
+    config.TrustedChecks.course_root = str(root)
+    config.SanitizeFeedback.course_root = str(root)
+    if unsafe:
+        config.TrustedChecks.unsafe = True
+        config.SandboxedKernelManager.unsafe = True
     coursedir = CourseDirectory(config=config)
     quiet = logging.getLogger("traitlets")
     level = quiet.level
@@ -354,26 +326,29 @@ def _generate(api, name: str) -> None:
         raise CourseError(f"nbgrader generate_assignment {name} failed:\n      {_fail(result)}")
 
 
-def check_release(source_nb: Path, release_nb: Path) -> list[str]:
-    """Solution and hidden-test lines of the source that appear in the release."""
-    src = nbformat.read(source_nb, as_version=4)
-    rel = nbformat.read(release_nb, as_version=4)
-    released = "\n".join(c.source for c in rel.cells)
-    visible = set()
-    secret = []
-    for cell in src.cells:
-        kept = strip_region(strip_region(cell.source, BEGIN_SOLUTION, END_SOLUTION),
-                            BEGIN_HIDDEN, END_HIDDEN)
-        visible.update(ln.strip() for ln in kept.split("\n"))
-        secret += region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)
-        secret += region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)
-        if cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "markdown":
-            secret += [ln.strip() for ln in cell.source.split("\n")]
-    leaks = [m for m in (BEGIN_SOLUTION, BEGIN_HIDDEN) if m in released]
-    released_lines = {ln.strip() for ln in released.split("\n")}
-    leaks += sorted({ln for ln in secret
-                     if len(ln) >= 20 and ln not in visible and ln in released_lines})
+def check_release(source: Path, notebook: Path) -> list[str]:
+    """Solution, model-answer and hidden-test lines of ``source`` (``solutions/<a>.py``) that
+    appear in ``notebook`` (a release, or the nbgrader source notebook for hidden tests)."""
+    a = assignments.load(source.parents[1], source.stem)
+    nb = nbformat.read(notebook, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    lines = {ln.strip() for ln in text.split("\n")}
+    leaks = [m for m in (BEGIN_SOLUTION, BEGIN_HIDDEN) if m in text]
+    secret = (a.solution_lines | a.hidden_lines) - a.visible_lines
+    leaks += sorted(ln for ln in secret if len(ln) >= 20 and ln in lines)
     return leaks
+
+
+def check_source_notebook(source: Path, notebook: Path) -> list[str]:
+    """Hidden-test lines in the nbgrader source notebook (the gradebook's copy of the tests
+    must not hold them)."""
+    a = assignments.load(source.parents[1], source.stem)
+    nb = nbformat.read(notebook, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    lines = {ln.strip() for ln in text.split("\n")}
+    found = [BEGIN_HIDDEN] if BEGIN_HIDDEN in text else []
+    return found + sorted(ln for ln in a.hidden_lines - a.visible_lines
+                          if len(ln) >= 20 and ln in lines)
 
 
 def release(root: Path, wanted=()) -> None:
@@ -386,8 +361,9 @@ def release(root: Path, wanted=()) -> None:
         with _temporary_release(api) as scratch:
             _generate(api, name)
             made = scratch / name
-            leaks = check_release(root / "solutions" / name / f"{name}.ipynb",
-                                  made / f"{name}.ipynb")
+            source = root / "solutions" / f"{name}.py"
+            leaks = check_release(source, made / f"{name}.ipynb")
+            leaks += check_source_notebook(source, root / "solutions" / name / f"{name}.ipynb")
             if leaks:
                 raise CourseError(f"release {name}: the student version contains solution "
                                   f"or hidden-test text: {leaks[:5]}")
@@ -451,11 +427,23 @@ def _up_to_date(api, student: str, name: str) -> bool:
     return new is None or old is None or new <= old
 
 
-def autograde(root: Path, wanted=(), student=None, force=False) -> int:
+def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) -> int:
     """Autograde every submission in ``submitted/`` (or the selected ones); failures of one
     submission do not stop the others. Returns the number of submissions nbgrader could not
-    process."""
-    api = _api(root)
+    process.
+
+    Student code runs only in the sandbox (grader.sandbox): the notebook's kernel and the
+    worker that the trusted checks call. Without a working sandbox this raises CourseError,
+    unless ``unsafe`` (``--unsafe-no-sandbox``), which is logged loudly.
+    """
+    from grader.sandbox import SandboxUnavailable, preflight
+
+    try:
+        line = preflight(unsafe)
+    except SandboxUnavailable as exc:
+        raise CourseError(f"refusing to run student code: {exc}") from None
+    print(f"autograde: {line}", file=sys.stderr if unsafe else sys.stdout)
+    api = _api(root, unsafe=unsafe)
     pairs = submissions(root, "submitted", wanted, student)
     if not pairs:
         print("autograde: no submissions found in submitted/<student>/<assignment>/")
@@ -485,41 +473,32 @@ def autograde(root: Path, wanted=(), student=None, force=False) -> int:
 # ------------------------------------------------------------------------------ feedback
 
 
-def _hidden_lines(api, name: str) -> set[str]:
-    """Hidden-test lines of an assignment (long enough to be distinctive, never visible)."""
-    source_nb = Path(api.coursedir.root) / "solutions" / name / f"{name}.ipynb"
-    nb = nbformat.read(source_nb, as_version=4)
-    hidden, visible = set(), set()
-    for cell in nb.cells:
-        hidden.update(region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN))
-        visible.update(ln.strip() for ln in
-                       strip_region(cell.source, BEGIN_HIDDEN, END_HIDDEN).split("\n"))
-    return {ln for ln in hidden - visible if len(ln) >= 20}
-
-
-def html_text(page: str) -> str:
-    """The text of an HTML page: tags removed, entities decoded."""
-    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S | re.I)
-    return html.unescape(re.sub(r"<[^>]+>", "", page))
-
-
-def feedback_leaks(page: str, hidden: set[str]) -> list[str]:
-    """Hidden-test lines that appear in a feedback page."""
-    text = {ln.strip() for ln in html_text(page).split("\n")}
-    found = sorted(ln for ln in hidden if ln in text)
-    if BEGIN_HIDDEN in page:
-        found.insert(0, BEGIN_HIDDEN)
-    return found
+def _own_text(root: Path, student: str, name: str) -> str:
+    """Everything the student submitted for ``name`` (their own words never count as a leak)."""
+    folder = root / "submitted" / student / name
+    parts = []
+    for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:
+            continue
+        parts += [c.source for c in nb.cells]
+    return "\n".join(parts)
 
 
 def feedback(root: Path, wanted=(), student=None) -> int:
-    """HTML feedback for every autograded submission, hidden tests removed and checked."""
+    """HTML feedback for every autograded submission, rebuilt from sanitized results
+    (grader.feedback), each page checked for every assignment's solutions and hidden tests
+    before it is kept; nothing else the submission wrote is published."""
+    from grader.feedback import leaks, secret_lines
+
     api = _api(root)
     pairs = submissions(root, "autograded", wanted, student)
     if not pairs:
         print("feedback: nothing autograded yet (run autograde first)")
         return 0
     problems = 0
+    secrets = secret_lines(root)
     for name in sorted({a for _, a in pairs}):
         start = time.perf_counter()
         result = api.generate_feedback(name, student, force=True)
@@ -527,20 +506,27 @@ def feedback(root: Path, wanted=(), student=None) -> int:
             problems += 1
             print(f"feedback {name}: FAILED\n      {_fail(result)}")
             continue
-        hidden = _hidden_lines(api, name)
         done = [s for s, a in pairs if a == name]
         for sid in done:
-            pages = sorted((root / "feedback" / sid / name).glob("*.html"))
-            leaked = {p.name: feedback_leaks(p.read_text(), hidden) for p in pages}
+            folder = root / "feedback" / sid / name
+            for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+                if path.is_symlink() or (path.is_file() and path.suffix != ".html"):
+                    path.unlink()
+                elif path.is_dir() and path != folder:
+                    shutil.rmtree(path, ignore_errors=True)
+            pages = sorted(folder.glob("*.html"))
+            own = _own_text(root, sid, name)
+            leaked = {p.name: leaks(p.read_text(errors="replace"), secrets, own) for p in pages}
             leaked = {k: v for k, v in leaked.items() if v}
             if not pages or leaked:
                 problems += 1
                 for page in leaked:
-                    (root / "feedback" / sid / name / page).unlink()
-                why = f"it showed hidden tests: {leaked}" if leaked else "no page was written"
+                    (folder / page).unlink()
+                why = (f"it showed solution or hidden-test lines: {leaked}" if leaked
+                       else "no page was written")
                 print(f"feedback {sid}/{name}: FAILED, {why}")
         print(f"feedback {name}: {len(done)} submissions -> feedback/<student>/{name}/ "
-              f"({time.perf_counter() - start:.1f} s, no hidden test in any page)")
+              f"({time.perf_counter() - start:.1f} s, no solution or hidden test in any page)")
     return problems
 
 
@@ -660,6 +646,8 @@ def main(argv=None) -> int:
         if cmd == "autograde":
             p.add_argument("--force", action="store_true",
                            help="regrade submissions that are already autograded")
+            p.add_argument("--unsafe-no-sandbox", action="store_true",
+                           help="run student code WITHOUT the sandbox (only for trusted code)")
     p = sub.add_parser("grades")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grades/)")
     p.add_argument("--roster", type=Path, help="LMS roster CSV: also write canvas_grades.csv")
@@ -690,7 +678,8 @@ def main(argv=None) -> int:
         elif args.command == "release":
             release(root, args.assignments)
         elif args.command == "autograde":
-            return 1 if autograde(root, args.assignments, args.student, args.force) else 0
+            return 1 if autograde(root, args.assignments, args.student, args.force,
+                                  args.unsafe_no_sandbox) else 0
         elif args.command == "feedback":
             return 1 if feedback(root, args.assignments, args.student) else 0
         elif args.command == "grades":

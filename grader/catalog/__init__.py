@@ -5,8 +5,9 @@ Each module defines, for the functions its exercise notebook grades, mutant fact
 :func:`normcore.grading._register` (key, graded functions, message to the student, mutant)
 and every graded function with :func:`normcore.grading._graded` (reference, flawless
 implementation, inputs on which each of its mistakes shows). Importing
-:mod:`normcore.grading` imports every module of this package; ``tests/test_grading.py`` holds
-every entry to its word.
+:mod:`grader.trusted` imports every module of this package (instructor side only: student
+code never sees the catalog, whose flawless implementations are correct solutions);
+``tests/test_grading.py`` holds every entry to its word.
 """
 
 import importlib
