@@ -17,7 +17,7 @@ from normcore import nn as ncnn
 from normcore.weightnorm import centered_weight_norm_backward, centered_weight_norm_forward
 
 MLP_NORMS = [n for n in ncnn.NORMS if n != "in"]
-BATCH_DEPENDENT = {"bn", "bw-pca", "bw-zca", "bw-cd"}
+BATCH_DEPENDENT = {"bn", "brn", "bw-pca", "bw-zca", "bw-cd"}  # batch statistics in train mode
 METHODS = ["pca", "zca", "cd"]
 
 
