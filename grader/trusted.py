@@ -69,11 +69,12 @@ def _message(exc: BaseException) -> str:
 
 
 def run_tests(assignment: assignments.Assignment, provide: Callable[[dict, set], None],
-              grade_ids=None) -> dict[str, str | None]:
+              grade_ids=None, *, visible_only: bool = False) -> dict[str, str | None]:
     """Run the assignment's test cells here; ``{grade_id: None if passed, else message}``.
 
     ``provide(namespace, setup_names)`` puts the student's functions into each cell's fresh
-    namespace (after the setup cells ran in it).
+    namespace (after the setup cells ran in it). ``visible_only`` runs only the visible part
+    of each cell (what a student's own kernel runs), e.g. to measure what it catches.
     """
     import normcore.grading
 
@@ -89,7 +90,8 @@ def run_tests(assignment: assignments.Assignment, provide: Callable[[dict, set],
                     exec(compile(source, "<setup>", "exec"), namespace)
                 namespace["grading"] = normcore.grading
                 provide(namespace, set(namespace))
-                exec(compile(test.full, f"<{test.grade_id}>", "exec"), namespace)
+                source = test.visible if visible_only else test.full
+                exec(compile(source, f"<{test.grade_id}>", "exec"), namespace)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - any failure of the cell is a verdict

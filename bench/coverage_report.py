@@ -1,0 +1,138 @@
+"""How many of the catalog's mistakes each assignment's tests catch: visible tests alone, and all.
+
+For every catalog mistake of a function an assignment grades, the mistake's mutant stands in
+for the solution (every other function stays correct) and the assignment's test cells run in
+the trusted grader (:func:`grader.trusted.run_tests`), once with the visible tests only (what
+a student's own kernel runs before submitting) and once with the full cells. A mistake is
+caught when at least one test cell fails. ``make coverage-report`` prints the table;
+``tests/test_course_pipeline.py`` requires at least :data:`THRESHOLD` of the mistakes of every
+assignment to be caught by the visible tests alone.
+
+    python bench/coverage_report.py [assignment ...]
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grader import assignment as assignments  # noqa: E402
+from grader import trusted  # noqa: E402  (registers the catalog)
+from normcore import grading  # noqa: E402
+
+#: The share of an assignment's catalog mistakes its visible tests must catch.
+THRESHOLD = 0.8
+
+
+def solution_functions(root: Path, name: str) -> dict:
+    """The functions the setup and answer cells of ``solutions/<name>.py`` define."""
+    ns = {"__name__": "__main__"}
+    cells = assignments.read_cells(Path(root) / "solutions" / f"{name}.py")
+    for kind, grade_id, _, cell in cells:
+        if cell.cell_type == "code" and grade_id == "setup":
+            exec(compile(cell.source, "setup", "exec"), ns)
+    setup = set(ns)
+    for kind, grade_id, _, cell in cells:
+        if cell.cell_type == "code" and kind == "answer":
+            exec(compile(cell.source, grade_id, "exec"), ns)
+    return {k: v for k, v in ns.items() if k not in setup and callable(v)}
+
+
+def with_mutant(functions: dict, mistake, function: str) -> dict:
+    """``functions`` with ``function`` making ``mistake`` (its catalog mutant).
+
+    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
+    a backward gets its forward's inputs recorded in the cache, since a backward mutant takes
+    ``(dout, *forward_args, **forward_kwargs)``.
+    """
+    fns, mutant = dict(functions), mistake.mutant
+    if "_backward" in function:
+        forward = function.split("_backward")[0] + "_forward"
+        solution_forward = fns[forward]
+
+        class Recorded(tuple):
+            pass
+
+        def recording_forward(*args, **kwargs):
+            inputs = (copy.deepcopy(args), copy.deepcopy(kwargs))
+            out, cache = solution_forward(*args, **kwargs)
+            cache = Recorded(cache)
+            cache.inputs = inputs
+            return out, cache
+
+        def mutant_backward(dout, cache):
+            return mutant(dout, *cache.inputs[0], **cache.inputs[1])
+
+        fns[forward], fns[function] = recording_forward, mutant_backward
+    elif function.endswith("_forward"):
+        solution = fns[function]
+
+        def mutant_forward(*args, **kwargs):
+            _, cache = solution(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            return mutant(*args, **kwargs)[0], cache
+
+        fns[function] = mutant_forward
+    else:
+        fns[function] = mutant
+    return fns
+
+
+def mutants_of(name: str, functions: dict) -> list:
+    """``(mistake, function)`` for every catalog mistake of a function the assignment grades."""
+    a = assignments.load(ROOT, name)
+    return [(m, f) for m in grading.CATALOG for f in m.applies_to if f in a.answers
+            and f in functions]
+
+
+def coverage(name: str, root: Path = ROOT) -> dict:
+    """``{"mutants": n, "visible": caught, "all": caught, "missed_visible": [...], ...}``."""
+    a = assignments.load(root, name)
+    functions = solution_functions(root, name)
+    found = {"mutants": 0, "visible": 0, "all": 0, "missed_visible": [], "missed_all": []}
+    for mistake, function in mutants_of(name, functions):
+        provide = trusted.functions_provider(with_mutant(functions, mistake, function))
+        found["mutants"] += 1
+        visible = any(trusted.run_tests(a, provide, visible_only=True).values())
+        full = visible or any(trusted.run_tests(a, provide).values())
+        found["visible"] += visible
+        found["all"] += full
+        if not visible:
+            found["missed_visible"].append(f"{mistake.key} ({function})")
+        if not full:
+            found["missed_all"].append(f"{mistake.key} ({function})")
+    return found
+
+
+def table(names=None, root: Path = ROOT) -> dict:
+    return {name: coverage(name, root) for name in (names or assignments.names(root))}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rows = table(argv or None)
+    print(f"{'assignment':<22} {'mutants':>7} {'visible':>14} {'all tests':>14}")
+    low = []
+    for name, row in rows.items():
+        n = max(row["mutants"], 1)
+        print(f"{name:<22} {row['mutants']:>7} {row['visible']:>5} ({row['visible'] / n:4.0%}) "
+              f"{row['all']:>5} ({row['all'] / n:4.0%})")
+        if row["visible"] < THRESHOLD * row["mutants"]:
+            low.append(name)
+    for name, row in rows.items():
+        if row["missed_visible"]:
+            print(f"\n{name}: not caught by the visible tests: "
+                  f"{', '.join(row['missed_visible'])}")
+        if row["missed_all"]:
+            print(f"{name}: NOT CAUGHT AT ALL: {', '.join(row['missed_all'])}")
+    if low:
+        print(f"\nbelow {THRESHOLD:.0%} visible coverage: {', '.join(low)}")
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
