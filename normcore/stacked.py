@@ -3,7 +3,8 @@ r"""Many small MLPs trained at once: stacked weights and batched matrix products
 A grid of experiments (init scale x learning rate x seed) on a small network is dominated by
 per-step overhead, not by arithmetic. :class:`StackedMLP` holds ``M`` independent networks of the
 same shape in tensors with a leading model axis, so that one ``torch.bmm`` per layer runs all of
-them; :func:`train_stacked` trains them together with SGD or Adam, each model with its own
+them (:class:`StackedCNN` does the same for small CNNs with grouped convolutions);
+:func:`train_stacked` trains them together with SGD or Adam, each model with its own
 learning rate if wanted. The models never interact: the loss is the sum of the models' own mean
 losses, so each parameter receives exactly the gradient of its own model, and the per-channel
 statistics of batch normalization are computed per model (BN of ``M`` stacked models of width
@@ -24,7 +25,7 @@ from torch import nn
 
 from .nn import batch_renorm
 
-__all__ = ["STACKED_NORMS", "StackedMLP", "train_stacked", "stacked_accuracy"]
+__all__ = ["STACKED_NORMS", "StackedMLP", "StackedCNN", "train_stacked", "stacked_accuracy"]
 
 #: Normalizations of :class:`StackedMLP`, named as in :func:`normcore.nn.build_mlp`.
 STACKED_NORMS = ("none", "bn", "brn", "ln", "gn")
@@ -175,6 +176,121 @@ class StackedMLP(nn.Module):
         return torch.baddbmm(self.biases[-1], h, self.weights[-1])
 
 
+class StackedCNN(nn.Module):
+    r"""``num_models`` small CNNs for 8x8 images, run as grouped convolutions.
+
+    Each model is :func:`normcore.nn.build_cnn` with ``channels=(c1, c2)``: ``conv1`` (3x3,
+    padding 1), ``norm1``, ReLU, 2x2 max pooling, ``conv2``, ``norm2``, ReLU, 2x2 max pooling,
+    then a linear layer on the flattened ``c2 x 2 x 2`` features. The models' channels are
+    concatenated, ``(B, M c, H, W)``, and every convolution uses ``groups=M``, so that no model
+    sees another's channels; BN's per-channel statistics and GN's groups (which never straddle
+    two models) are then computed per model.
+
+    Parameters
+    ----------
+    num_models : int
+    channels : pair of int
+    num_classes : int
+    norm : {'none', 'bn', 'gn', 'ln'}
+        ``ln`` is GN with one group (normalizes over C, H, W with a per-channel affine), as in
+        ``build_cnn``.
+    num_groups : int
+        Groups of ``gn`` in each layer (must divide both channel counts).
+    init_scale : float or sequence of M floats
+        Multiple of He's standard deviation for all weights; biases start at zero.
+    seed : int
+    dtype : torch.dtype
+
+    Shape:
+        - Input: ``(B, 1, 8, 8)``; Output: ``(M, B, num_classes)``
+    """
+
+    def __init__(self, num_models: int, channels=(8, 16), num_classes: int = 10, *,
+                 norm: str = "none", num_groups: int = 4, init_scale=1.0, momentum: float = 0.1,
+                 eps: float = 1e-5, seed: int = 0, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        func = "StackedCNN"
+        if norm not in ("none", "bn", "gn", "ln"):
+            raise ValueError(f"{func}: unknown norm {norm!r}; valid: none, bn, gn, ln")
+        c1, c2 = channels
+        if norm == "gn" and (c1 % num_groups or c2 % num_groups):
+            raise ValueError(f"{func}: num_groups={num_groups} does not divide the channels "
+                             f"{tuple(channels)}")
+        scale = _per_model(func, "init_scale", init_scale, num_models)
+        self.num_models, self.norm, self.channels = num_models, norm, (c1, c2)
+        self.num_groups, self.momentum, self.eps = num_groups, momentum, eps
+        gen = torch.Generator().manual_seed(seed)
+
+        w1 = torch.randn(num_models, c1, 1, 3, 3, generator=gen, dtype=torch.float64)
+        w2 = torch.randn(num_models, c2, c1, 3, 3, generator=gen, dtype=torch.float64)
+        w3 = torch.randn(num_models, 4 * c2, num_classes, generator=gen, dtype=torch.float64)
+        w1 *= (scale * math.sqrt(2 / 9)).view(-1, 1, 1, 1, 1)
+        w2 *= (scale * math.sqrt(2 / (9 * c1))).view(-1, 1, 1, 1, 1)
+        w3 *= (scale * math.sqrt(2 / (4 * c2))).view(-1, 1, 1)
+        self.conv1 = nn.Parameter(w1.reshape(num_models * c1, 1, 3, 3).to(dtype))
+        self.conv2 = nn.Parameter(w2.reshape(num_models * c2, c1, 3, 3).to(dtype))
+        self.bias1 = nn.Parameter(torch.zeros(num_models * c1, dtype=dtype))
+        self.bias2 = nn.Parameter(torch.zeros(num_models * c2, dtype=dtype))
+        self.out_weight = nn.Parameter(w3.to(dtype))
+        self.out_bias = nn.Parameter(torch.zeros(num_models, 1, num_classes, dtype=dtype))
+        self.gammas, self.betas = nn.ParameterList(), nn.ParameterList()
+        if norm != "none":
+            for width in (c1, c2):
+                self.gammas.append(nn.Parameter(torch.ones(num_models * width, dtype=dtype)))
+                self.betas.append(nn.Parameter(torch.zeros(num_models * width, dtype=dtype)))
+        if norm == "bn":
+            for i, width in enumerate((c1, c2)):
+                self.register_buffer(f"running_mean{i}", torch.zeros(num_models * width,
+                                                                     dtype=dtype))
+                self.register_buffer(f"running_var{i}", torch.ones(num_models * width,
+                                                                   dtype=dtype))
+
+    def load_model(self, index: int, model: nn.Sequential) -> None:
+        """Copy a :func:`normcore.nn.build_cnn` model (same channels and norm) into model
+        ``index``, running statistics included."""
+        c1, c2 = self.channels
+        with torch.no_grad():
+            for i, (width, conv, bias) in enumerate([(c1, self.conv1, self.bias1),
+                                                     (c2, self.conv2, self.bias2)]):
+                part = slice(index * width, (index + 1) * width)
+                layer = model.get_submodule(f"conv{i + 1}")
+                conv[part] = layer.weight
+                bias[part] = layer.bias
+                if self.norm != "none":
+                    norm = model.get_submodule(f"norm{i + 1}")
+                    self.gammas[i][part] = norm.weight
+                    self.betas[i][part] = norm.bias
+                    if self.norm == "bn":
+                        getattr(self, f"running_mean{i}")[part] = norm.running_mean
+                        getattr(self, f"running_var{i}")[part] = norm.running_var
+            out = model.get_submodule("out")
+            self.out_weight[index] = out.weight.T
+            self.out_bias[index, 0] = out.bias
+
+    def _normalize(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        if self.norm == "none":
+            return h
+        gamma, beta = self.gammas[i], self.betas[i]
+        if self.norm == "bn":
+            return F.batch_norm(h, getattr(self, f"running_mean{i}"),
+                                getattr(self, f"running_var{i}"), gamma, beta, self.training,
+                                self.momentum, self.eps)
+        groups = self.num_groups if self.norm == "gn" else 1
+        return F.group_norm(h, self.num_models * groups, gamma, beta, self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise ValueError(f"StackedCNN: expected input (B, 1, H, W), got {tuple(x.shape)}")
+        m, b = self.num_models, x.shape[0]
+        h = x.expand(-1, m, -1, -1)
+        h = F.conv2d(h, self.conv1, self.bias1, padding=1, groups=m)
+        h = F.max_pool2d(torch.relu(self._normalize(h, 0)), 2)
+        h = F.conv2d(h, self.conv2, self.bias2, padding=1, groups=m)
+        h = F.max_pool2d(torch.relu(self._normalize(h, 1)), 2)
+        h = h.reshape(b, m, -1).transpose(0, 1)                  # (M, B, c2 * 2 * 2)
+        return torch.baddbmm(self.out_bias, h, self.out_weight)
+
+
 def _per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     m, b, k = logits.shape
     target = y.expand(m, b) if y.dim() == 1 else y
@@ -182,15 +298,15 @@ def _per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                            reduction="none").view(m, b).mean(dim=1)
 
 
-def train_stacked(model: StackedMLP, X, y, *, steps: int, batch_size: int, lr,
+def train_stacked(model: StackedMLP | StackedCNN, X, y, *, steps: int, batch_size: int, lr,
                   optimizer: str = "sgd", momentum: float = 0.0, seed: int = 0,
                   diverged_loss: float = 1e3, before_step=None) -> np.ndarray:
     """Train every model of ``model`` in place on the same batches; return the losses.
 
     Parameters
     ----------
-    model : StackedMLP
-    X : ndarray or tensor, shape (n, in_features)
+    model : StackedMLP or StackedCNN
+    X : ndarray or tensor, shape (n, in_features), or (n, 1, 8, 8) for a StackedCNN
     y : ndarray or tensor of int, shape (n,)
     steps, batch_size : int
         Batches are drawn without replacement from a permutation of the data (seeded by
@@ -218,7 +334,7 @@ def train_stacked(model: StackedMLP, X, y, *, steps: int, batch_size: int, lr,
     if steps < 1 or batch_size < 1:
         raise ValueError(f"{func}: need steps >= 1 and batch_size >= 1, got steps={steps}, "
                          f"batch_size={batch_size}")
-    dtype = model.weights[0].dtype
+    dtype = next(model.parameters()).dtype
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).to(dtype)
     y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long()
     if batch_size > len(X):
@@ -257,17 +373,18 @@ def train_stacked(model: StackedMLP, X, y, *, steps: int, batch_size: int, lr,
             else:
                 for p, v in zip(params, velocity, strict=True):
                     v.mul_(momentum).add_(p.grad)
-                    p.sub_(rates.view((-1,) + (1,) * (p.dim() - 1)) * v)
+                    # every parameter is laid out model-major: (M, ...) or (M * channels, ...)
+                    p.view(m, -1).sub_(rates[:, None] * v.view(m, -1))
             if not alive.all():                        # keep diverged models finite
                 for p in params:
-                    p[~alive] = 0.0
+                    p.view(m, -1)[~alive] = 0.0
     return losses
 
 
 @torch.no_grad()
-def stacked_accuracy(model: StackedMLP, X, y) -> np.ndarray:
+def stacked_accuracy(model: StackedMLP | StackedCNN, X, y) -> np.ndarray:
     """Accuracy of each model on ``(X, y)`` in the model's current mode, shape (M,)."""
-    dtype = model.weights[0].dtype
+    dtype = next(model.parameters()).dtype
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).to(dtype)
     y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long()
     pred = model(X).argmax(dim=-1)

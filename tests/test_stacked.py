@@ -102,3 +102,47 @@ def test_train_stacked_bad_arguments_raise():
         train_stacked(model, X, y, steps=1, batch_size=20, lr=0.1)
     with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
         train_stacked(model, X, y, steps=1, batch_size=4, lr=0.1, optimizer="lbfgs")
+
+
+@pytest.mark.parametrize("norm", ["none", "bn", "gn", "ln"])
+def test_each_stacked_cnn_matches_build_cnn(norm):
+    from normcore.stacked import StackedCNN
+
+    kwargs = dict(norm=norm, num_groups=4 if norm == "gn" else None)
+    models = [ncnn.build_cnn(1, 10, channels=(8, 16), seed=s, **kwargs).double()
+              for s in range(3)]
+    stacked = StackedCNN(3, (8, 16), 10, norm=norm, num_groups=4, dtype=torch.float64)
+    for i, model in enumerate(models):
+        if norm == "bn":
+            with torch.no_grad():
+                model(torch.rand(16, 1, 8, 8, dtype=torch.float64) * 2)
+        stacked.load_model(i, model)
+    x = torch.rand(12, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (12,), generator=torch.Generator().manual_seed(2))
+    out = stacked(x)
+    torch.nn.functional.cross_entropy(out.reshape(-1, 10), y.repeat(3), reduction="sum").backward()
+    for i, model in enumerate(models):
+        ref = model(x)
+        torch.testing.assert_close(out[i], ref, rtol=1e-10, atol=1e-12)
+        torch.nn.functional.cross_entropy(ref, y, reduction="sum").backward()
+        torch.testing.assert_close(stacked.conv2.grad[i * 16:(i + 1) * 16],
+                                   model.conv2.weight.grad)
+    stacked.eval()
+    with torch.no_grad():
+        out = stacked(x)
+        for i, model in enumerate(models):
+            model.eval()
+            torch.testing.assert_close(out[i], model(x), rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_cnn_trains_with_per_model_learning_rates():
+    from normcore.stacked import StackedCNN
+
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 1, 8, 8))
+    y = rng.integers(0, 10, 64)
+    model = StackedCNN(2, (4, 8), 10, norm="gn", num_groups=2, seed=0)
+    losses = train_stacked(model, X, y, steps=30, batch_size=16, lr=[0.05, 1e6], seed=0)
+    assert losses[-5:, 0].mean() < losses[:5, 0].mean()
+    assert np.isinf(losses[-1, 1])
+    assert stacked_accuracy(model, X, y).shape == (2,)
