@@ -24,6 +24,11 @@ group norm         ``C // num_groups`` channels and all spatial  sample and grou
 Layer norm over ``(C, *spatial)`` and instance norm are the two ends of group norm:
 ``num_groups=1`` and ``num_groups=C`` (up to the shape of the affine parameters).
 
+Two variants of batch norm complete the module: batch renormalization
+(:func:`batch_renorm_forward`), which corrects the batch statistics towards the running ones,
+and batch group normalization (:func:`batch_group_norm_forward`), which computes one statistic
+per group of ``C // num_groups`` channels over the batch and all spatial axes.
+
 All four share one centering core (:func:`_center`) that works on a 3-d view
 ``(A, B, D)`` of the input with one statistic per ``B`` and the reductions over the axes
 ``A`` and ``D``, and one closed-form backward (:func:`_closed_form_coefficients`).
