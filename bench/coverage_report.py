@@ -33,7 +33,7 @@ def solution_functions(root: Path, name: str) -> dict:
     """The functions the setup and answer cells of ``solutions/<name>.py`` define."""
     ns = {"__name__": "__main__"}
     cells = assignments.read_cells(Path(root) / "solutions" / f"{name}.py")
-    for kind, grade_id, _, cell in cells:
+    for _kind, grade_id, _, cell in cells:
         if cell.cell_type == "code" and grade_id == "setup":
             exec(compile(cell.source, "setup", "exec"), ns)
     setup = set(ns)

@@ -76,7 +76,11 @@ __all__ = [
     "backward_through",
     "run_optimizer",
     "check_optimizer",
+    "check_steps",
+    "check_backward",
     "student_code",
+    "DTYPE_MESSAGE",
+    "INPUT_MESSAGE",
     "FORBIDDEN_MODULES",
 ]
 
@@ -98,6 +102,15 @@ _TORCH_GRADED_OPS = re.compile(
     r"|^_foreach_|^_functional_"
 )
 _MAX_CAPTURED = 2000
+
+#: What a result of the wrong dtype is told (also the catalog's message for that mistake).
+DTYPE_MESSAGE = ("Keep the dtype of the inputs: float32 in, float32 out (np.zeros(shape), "
+                 "np.float64 constants and np.array(...) of Python floats create float64 "
+                 "arrays that promote the result; use np.zeros_like(x) or .astype(x.dtype)).")
+#: What a function that modifies an input array is told (also the catalog's message).
+INPUT_MESSAGE = ("Your function changes an input array in place (x -= mean, x /= std, or "
+                 "x[...] = ...), so the caller's array changes. Compute into new arrays "
+                 "instead (xc = x - mean): the inputs must never be modified.")
 
 
 # ----------------------------------------------------------------------------- catalog
@@ -428,9 +441,7 @@ def _structure_error(label: str, got, expected) -> str | None:
             return (f"{label} has shape {got.shape} but expected {expected.shape}."
                     f"{_shape_hint(got.shape, expected.shape)}")
         if got.dtype != expected.dtype:
-            return (f"{label} has dtype {got.dtype} but expected {expected.dtype}: keep the "
-                    f"dtype of the inputs (np.zeros(shape) and float64 constants create "
-                    f"float64 arrays; use np.zeros_like(x) or .astype(x.dtype)).")
+            return f"{label} has dtype {got.dtype} but expected {expected.dtype}: {DTYPE_MESSAGE}"
         return None
     if isinstance(expected, numbers.Real):
         if isinstance(got, np.ndarray) and got.size == 1:
@@ -534,8 +545,21 @@ def _after(name: str) -> str:
     return f"{name} (after the call)"
 
 
+def _first_step(got, expected, rtol, atol) -> str | None:
+    """For stacked iterates: where the student's trajectory first leaves the expected one."""
+    g, e = np.asarray(got), np.asarray(expected)
+    if g.shape != e.shape or g.ndim < 1:
+        return None
+    for t in range(e.shape[0]):
+        diff = _mismatch(g[t], e[t], rtol, atol)
+        if diff is not None:
+            return (f"The iterates agree up to step {t - 1} and first differ at step t = {t} "
+                    f"(w after {t} step{'s' if t != 1 else ''}; t = 0 is w0): w_{t} {diff}")
+    return None
+
+
 def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, mistakes,
-             rtol, atol, forbidden, time_limit, reference_unchanged=()):
+             rtol, atol, forbidden, time_limit, reference_unchanged=(), flawless=None):
     """Run the student's function and compare the parts listed in ``expected``."""
     __tracebackhide__ = True
     got_parts, got_arrays, watch = _run(student_fn, args, kwargs, returns, names, student=True,
@@ -548,13 +572,20 @@ def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, 
     for label, exp in expected.items():
         problem = _structure_error(f"{name}: {label}", got.get(label), exp)
         if problem is not None:
-            raise AssertionError(f"{problem} (on {desc}){watch.output_note()}")
+            causes = []
+            if (isinstance(got.get(label), np.ndarray) and isinstance(exp, np.ndarray)
+                    and got[label].shape == exp.shape):  # a dtype: which path promotes?
+                causes = [c for c in _diagnose([label], got, expected, args, kwargs, returns,
+                                               names, name, mistakes, rtol or 1e-4, atol or 1e-5,
+                                               flawless=flawless) if c != DTYPE_MESSAGE]
+            more = "".join(f" Likely cause: {c}" for c in causes)
+            raise AssertionError(f"{problem} (on {desc}).{more}{watch.output_note()}")
     wrong = [lb for lb in expected if not _close(got[lb], expected[lb], rtol, atol)]
     if not wrong:
         return
 
     causes = _diagnose(wrong, got, expected, args, kwargs, returns, names, name, mistakes,
-                       rtol, atol)
+                       rtol, atol, flawless=flawless)
     first = wrong[0]
     verb = "is" if len(wrong) == 1 else "are"
     lines = [f"{name}: {', '.join(wrong)} {verb} wrong (on {desc})."]
@@ -564,8 +595,8 @@ def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, 
         lines += [f"Likely cause: {c}" for c in causes]
     elif base in reference_unchanged:
         lines.append(
-            f"{name} changed its argument {base} in place; it must not modify its inputs "
-            f"(`a = a - b` makes a new array, `a -= b` changes the caller's)."
+            f"{name} changed its argument {base} in place "
+            f"({_mismatch(got[first], expected[first], rtol, atol)}). {INPUT_MESSAGE}"
         )
     elif first != base and _close(got[first], originals.get(base), 0.0, 0.0):
         lines.append(
@@ -573,6 +604,8 @@ def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, 
             f"(`{base} *= ...; {base} += ...` or `{base}[...] = ...`); assigning a new array "
             f"to the name inside the function does not change it."
         )
+    elif first.startswith("iterates") and _first_step(got[first], expected[first], rtol, atol):
+        lines.append(_first_step(got[first], expected[first], rtol, atol) + ".")
     else:
         lines.append(f"{first} {_mismatch(got[first], expected[first], rtol, atol)}.")
     raise AssertionError(" ".join(lines) + watch.output_note())
@@ -651,6 +684,7 @@ def check_example(
     name: str,
     expected: dict,
     returns: str | Sequence = "out",
+    modifies: Sequence[str] = (),
     mistakes: Sequence[Mistake] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
@@ -660,8 +694,10 @@ def check_example(
     """Check the student's function on an example whose answer is known.
 
     ``expected`` maps the names of returned values (see ``returns``) or of array arguments
-    (their values after the call, for in-place updates) to the expected arrays. Only those
-    are compared. Failures are explained as in :func:`check_against_reference`.
+    (their values after the call, for in-place updates) to the expected arrays. The other
+    array arguments must be left unchanged, except those named in ``modifies`` (updated in
+    place by the function, but not checked here). Failures are explained as in
+    :func:`check_against_reference`.
     """
     __tracebackhide__ = True
     kwargs = {} if kwargs is None else dict(kwargs)
@@ -675,30 +711,65 @@ def check_example(
     for key, value in expected.items():
         label = key if key in parts else _after(key)
         want[label] = np.asarray(value) if isinstance(value, list | tuple) else value
+    unchanged = []
+    for nm, value in list(zip(names, args)) + list(kwargs.items()):
+        if (isinstance(value, np.ndarray) and nm not in expected and nm not in modifies
+                and nm not in parts):
+            want[_after(nm)] = value.copy()
+            unchanged.append(nm)
     _compare(student_fn, args, kwargs, names, desc, want, name=name, returns=returns,
              mistakes=mistakes, rtol=rtol, atol=atol, forbidden=forbidden,
-             time_limit=time_limit)
+             time_limit=time_limit, reference_unchanged=unchanged,
+             flawless=_flawless(name) if mistakes is None else None)
 
 
-def _diagnose(wrong, got, expected, args, kwargs, returns, names, name, mistakes, rtol, atol):
-    """Messages of the catalog mistakes that reproduce the student's wrong parts."""
+def _flawless(name: str):
+    """The catalog's correct implementation of ``name`` (None outside the grader)."""
+    entry = GRADED.get(name)
+    return None if entry is None else entry.flawless
+
+
+def _outcome(fn, args, kwargs, returns, names, name):
+    """``{label: value}`` of ``fn`` on copies of the input (returned parts and arrays after
+    the call), or None when it fails."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            parts, arrays, _ = _run(fn, args, kwargs, returns, names, student=False, name=name,
+                                    desc="", forbidden=(), time_limit=None)
+    except (Exception, AssertionError):
+        return None
+    if isinstance(parts, str):
+        return None
+    return {**parts, **{_after(nm): v for nm, v in arrays.items()}}
+
+
+def _diagnose(wrong, got, expected, args, kwargs, returns, names, name, mistakes, rtol, atol,
+              flawless=None):
+    """Messages of the catalog mistakes that are true of the student's wrong parts.
+
+    A mistake is named for a wrong part when its mutant reproduces the student's value AND
+    the mistake shows on this input: the mutant's value differs from what a correct
+    implementation gives on the very same input (``flawless``, the catalog's correct
+    implementation, run on the same arguments, e.g. the same optimizer state; without one,
+    the expected value). A mistake that is inert under the test's settings (eps inside the
+    square root with eps = 0, weight decay with weight_decay = 0) is never named.
+    """
     candidates = mistakes_for(name) if mistakes is None else list(mistakes)
+    if flawless is None and mistakes is None:
+        flawless = _flawless(name)
+    baseline = None if flawless is None else _outcome(flawless, args, kwargs, returns, names,
+                                                      name)
+    if baseline is None:
+        baseline = expected
     explained: dict[str, list[str]] = {}
     for mistake in candidates:
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                parts, arrays, _ = _run(mistake.mutant, args, kwargs, returns, names,
-                                        student=False, name=name, desc="", forbidden=(),
-                                        time_limit=None)
-        except (Exception, AssertionError):
+        mutant = _outcome(mistake.mutant, args, kwargs, returns, names, name)
+        if mutant is None:
             continue
-        if isinstance(parts, str):
-            continue
-        mutant = {**parts, **{_after(nm): v for nm, v in arrays.items()}}
         hits = [lb for lb in wrong
-                if lb in mutant and _close(got[lb], mutant[lb], rtol, atol)
-                and not _close(mutant[lb], expected[lb], rtol, atol)]
+                if lb in mutant and lb in baseline and _close(got[lb], mutant[lb], rtol, atol)
+                and not _close(mutant[lb], baseline[lb], rtol, atol)]
         if hits:
             explained.setdefault(mistake.message, []).extend(hits)
     # Prefer the mistakes that explain everything that is wrong.
@@ -764,6 +835,13 @@ def check_gradient(
     names = _param_names(forward, len(args))
     desc = _describe(args, kwargs, names)
     gen = np.random.default_rng(rng)
+    forward_name = getattr(forward, "__name__", "forward")
+    try:
+        _call_student(forward, copy.deepcopy(tuple(args)), copy.deepcopy(kwargs),
+                      name=forward_name, desc=desc, forbidden=forbidden, time_limit=time_limit)
+    except AssertionError as exc:
+        raise AssertionError(f"{name} is checked against the gradient of your {forward_name}, "
+                             f"which fails: {exc}") from None
 
     def gradients():
         """(parameter name, the backward's gradient, the numerical one) per input."""
@@ -803,6 +881,7 @@ def check_gradient(
         return
     causes = _diagnose(wrong, got, expected, (dout, *args), kwargs, tuple(labels),
                        ["dout", *names], name, mistakes, 1e-6, 1e-9)
+    causes = [c for c in causes if c != DTYPE_MESSAGE]
     first = wrong[0]
     lines = [f"{name}: {', '.join(wrong)} from your backward "
              f"{'does' if len(wrong) == 1 else 'do'} not match the numerical gradient of your "
@@ -813,6 +892,92 @@ def check_gradient(
     else:
         lines.append("Differentiate your forward again, step by step.")
     raise AssertionError(" ".join(lines))
+
+
+def _forward_problem(forward, reference_forward, args, kwargs, *, forward_name, forbidden,
+                     time_limit) -> str | None:
+    """Why the student's forward cannot be trusted on this input (its out is compared with
+    the reference's), or None when it is right."""
+    names = _param_names(reference_forward, len(args))
+    desc = _describe(args, kwargs, names)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            got, _ = _call_student(forward, copy.deepcopy(tuple(args)), copy.deepcopy(kwargs),
+                                   name=forward_name, desc=desc, forbidden=forbidden,
+                                   time_limit=time_limit)
+    except AssertionError as exc:
+        return f"your {forward_name} fails on this input ({exc})"
+    want = reference_forward(*copy.deepcopy(tuple(args)), **copy.deepcopy(kwargs))
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        return f"your {forward_name} does not return (out, cache)"
+    problem = _structure_error("out", got[0], want[0])
+    if problem is None:
+        rtol, atol = _tolerances([want[0]], None, None)
+        diff = _mismatch(got[0], want[0], rtol, atol)
+        problem = None if diff is None else f"its out {diff}"
+    return None if problem is None else (f"your {forward_name} is wrong on this input "
+                                         f"({problem}; on {desc})")
+
+
+def check_backward(
+    forward: Callable,
+    backward: Callable,
+    reference_forward: Callable,
+    reference_backward: Callable,
+    args: Sequence,
+    kwargs: dict | None = None,
+    *,
+    name: str,
+    returns: Sequence = ("dx",),
+    forward_name: str | None = None,
+    wrt: Sequence[int] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    forbidden=FORBIDDEN_MODULES,
+    time_limit: float | None = 5.0,
+) -> None:
+    """Grade a backward on its own, whether or not the student's forward is right.
+
+    ``args`` is ``(dout, *forward_args)``, as for the composites of :func:`backward_through`.
+    Where the student's forward is right on this input, the backward run on its cache must
+    give the reference's gradients (a difference is explained with the catalog). Where the
+    forward is wrong (or fails), the backward passes if it still gives the reference's
+    gradients or if it is the gradient of the student's own forward (centered differences,
+    as :func:`check_gradient`); otherwise the message names the forward as the dependency to
+    fix first.
+    """
+    __tracebackhide__ = True
+    kwargs = {} if kwargs is None else dict(kwargs)
+    forward_name = forward_name or getattr(forward, "__name__", "forward")
+    forward_args = tuple(args[1:])
+    student = backward_through(forward, backward)
+    reference = backward_through(reference_forward, reference_backward)
+    options = dict(name=name, returns=returns, rtol=rtol, atol=atol, forbidden=forbidden,
+                   time_limit=time_limit)
+    problem = _forward_problem(forward, reference_forward, forward_args, kwargs,
+                               forward_name=forward_name, forbidden=forbidden,
+                               time_limit=time_limit)
+    if problem is None:
+        check_against_reference(student, reference, args, kwargs, **options)
+        return
+    try:
+        check_against_reference(student, reference, args, kwargs, mistakes=(), **options)
+        return
+    except AssertionError:
+        pass
+    try:
+        check_gradient(forward, backward, forward_args, kwargs, name=name, wrt=wrt,
+                       mistakes=(), forbidden=forbidden)
+        return
+    except AssertionError as exc:
+        detail = str(exc)
+    raise AssertionError(
+        f"{name} cannot be graded on its own here: {problem}. This test runs your backward on "
+        f"the cache of your {forward_name}, and your backward is neither the gradient of your "
+        f"forward nor the reference's gradient: fix {forward_name} first (see its test), then "
+        f"run this test again. With your {forward_name}: {detail}"
+    )
 
 
 def run_optimizer(step: Callable, w0, grads, **hyper) -> np.ndarray:
@@ -856,18 +1021,63 @@ def check_optimizer(
     """
     __tracebackhide__ = True
     hyper = {} if hyper is None else dict(hyper)
+    check_against_reference(_along(student_step), _along(reference_step), (w0, grads), hyper,
+                            name=name, returns=_ITERATES, mistakes=_along_mistakes(name, mistakes),
+                            rtol=rtol, atol=atol, forbidden=forbidden, time_limit=time_limit)
 
-    def along(step):
-        def iterates(w0, grads, **h):
-            return run_optimizer(step, w0, grads, **h)
 
-        return iterates
+_ITERATES = "iterates (row t: w after t steps)"
 
+
+def _along(step):
+    def iterates(w0, grads, **h):
+        return run_optimizer(step, w0, grads, **h)
+
+    return iterates
+
+
+def _along_mistakes(name, mistakes):
     candidates = mistakes_for(name) if mistakes is None else list(mistakes)
-    wrapped = [dataclasses.replace(m, mutant=along(m.mutant)) for m in candidates]
-    check_against_reference(along(student_step), along(reference_step), (w0, grads), hyper,
-                            name=name, returns="iterates (row t: w after t steps)",
-                            mistakes=wrapped, rtol=rtol, atol=atol, forbidden=forbidden,
-                            time_limit=time_limit)
+    return [dataclasses.replace(m, mutant=_along(m.mutant)) for m in candidates]
+
+
+def check_steps(
+    student_step: Callable,
+    w0,
+    grads,
+    hyper: dict | None = None,
+    *,
+    name: str,
+    expected,
+    mistakes: Sequence[Mistake] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    forbidden=FORBIDDEN_MODULES,
+    time_limit: float | None = 5.0,
+) -> None:
+    """Run an optimizer step function from ``w0`` and an empty state; compare its iterates.
+
+    ``grads`` holds one gradient per step (shape ``(T, *w0.shape)``) and ``expected`` the
+    iterates worked out by hand, one per step (``expected[t - 1]`` is ``w`` after ``t``
+    steps). The student's step is called as ``step(w, grads[t], state, **hyper)`` with the
+    same ``state`` dict throughout, exactly as a training loop would; ``w0`` and the
+    gradients must not be modified. A difference names the first step ``t`` at which the
+    iterates part, and the catalog mistakes that reproduce the whole trajectory.
+    """
+    __tracebackhide__ = True
+    hyper = {} if hyper is None else dict(hyper)
+    w0 = np.asarray(w0) if isinstance(w0, list | tuple) else w0
+    grads = np.asarray(grads, dtype=w0.dtype) if isinstance(grads, list | tuple) else grads
+    rows = [np.asarray(e, dtype=w0.dtype) for e in expected]
+    want = {_ITERATES: np.stack([w0, *rows]), _after("w0"): w0.copy(),
+            _after("grads"): grads.copy()}
+    names = ["w0", "grads"]
+    desc = _describe((w0, grads), hyper, names)
+    flawless = _flawless(name)
+    _compare(_along(student_step), (w0, grads), hyper, names, desc, want, name=name,
+             returns=_ITERATES, mistakes=_along_mistakes(name, mistakes), rtol=rtol,
+             atol=atol, forbidden=forbidden, time_limit=time_limit,
+             reference_unchanged=("w0", "grads"),
+             flawless=None if flawless is None else _along(flawless))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from normcore import normalization as _ref
-from normcore.grading import _graded, _register, backward_through
+from normcore.grading import DTYPE_MESSAGE, _graded, _register, backward_through
 
 
 def _channel_axes(x):
@@ -167,7 +167,11 @@ def _fold_mutant(flaw: str) -> Callable:
     def fold_batch_norm(weight, bias, gamma, beta, running_mean, running_var, *, eps=1e-5):
         std = np.sqrt(running_var + eps)
         scale = gamma * std if flaw == "multiplies_by_std" else gamma / std
-        b = np.zeros_like(running_mean) if bias is None else bias
+        if bias is None:  # np.zeros(C) is float64 whatever the inputs
+            b = np.zeros(len(running_mean)) if flaw == "bias_none_float64" else np.zeros_like(
+                running_mean)
+        else:
+            b = bias
         if flaw == "bias_not_scaled":
             new_bias = b - scale * running_mean + beta
         elif flaw == "forgets_mean":
@@ -285,6 +289,9 @@ _register("fold_forgets_mean", "fold_batch_norm",
 _register("fold_multiplies_by_std", "fold_batch_norm",
           "You multiply by the standard deviation; batch norm divides by it: "
           "s = gamma / sqrt(running_var + eps).", _fold_mutant("multiplies_by_std"))
+_register("fold_bias_none_float64", "fold_batch_norm",
+          "With bias=None your folded bias is float64 for float32 inputs: np.zeros(C) is "
+          "float64 whatever the inputs. " + DTYPE_MESSAGE, _fold_mutant("bias_none_float64"))
 
 
 # -------------------------------------------------------------------- graded functions
@@ -300,8 +307,10 @@ def _inputs(seed=7):
 def _bn_forward_cases():
     _, x, c3 = _inputs()
     args = (x, c3[0], c3[1], c3[2], c3[3])
+    args32 = tuple(a.astype(np.float32) for a in args)
     return [(args, {"training": True, "momentum": 0.3, "eps": 0.05}),
-            (args, {"training": False, "momentum": 0.3, "eps": 0.05})]
+            (args, {"training": False, "momentum": 0.3, "eps": 0.05}),
+            (args32, {"training": True, "momentum": 0.3, "eps": 0.05})]
 
 
 def _bn_backward_cases():
@@ -335,8 +344,10 @@ def _gn_cases(backward):
 def _fold_cases():
     rng, _, c3 = _inputs()
     w = rng.standard_normal((3, 2, 3, 3))
+    f32 = [c.astype(np.float32) for c in c3]
     return [((w, rng.standard_normal(3), *c3), {"eps": 0.05}),
-            ((w, None, *c3), {"eps": 0.05})]
+            ((w, None, *c3), {"eps": 0.05}),
+            ((w.astype(np.float32), None, *f32), {"eps": 0.05})]
 
 
 _GRADS = ("dx", "dgamma", "dbeta")
