@@ -6,7 +6,7 @@ accounts, created for the test and removed afterwards, run nbgrader's own
 ``fetch_assignment``, ``submit`` and ``fetch_feedback`` as themselves. One submits twice
 (the latest counts), one after the due date (a late penalty applies), one the blank
 release. The exchange's permissions keep students out of each other's submissions and
-feedback.
+feedback, and a submission one student writes in another's name is not collected.
 
 Needs root (to create the accounts), as in CI; skipped otherwise.
 """
@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 A = "04_normalization"
 COURSE = "normcourse"
 
-pytestmark = [
-    pytest.mark.slow,
+needs_accounts = [
     pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                        reason="creates Unix accounts for the students: needs root (CI has it)"),
     pytest.mark.skipif(shutil.which("useradd") is None or shutil.which("runuser") is None,
@@ -143,8 +142,12 @@ def setting(tmp_path):
 
 
 def instructor(root, students, *args, expect=0):
-    env = dict(os.environ, NBGRADER_COURSE_ID=COURSE, NBGRADER_EXCHANGE=str(students.exchange),
-               MPLBACKEND="Agg")
+    """``python tools/course.py --root ROOT ARGS`` with the exchange of ``students`` (None:
+    no exchange configured); its output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBGRADER_")}
+    env["MPLBACKEND"] = "Agg"
+    if students is not None:
+        env.update(NBGRADER_COURSE_ID=COURSE, NBGRADER_EXCHANGE=str(students.exchange))
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     result = subprocess.run([sys.executable, "tools/course.py", "--root", str(root), *args],
                             cwd=root, env=env, capture_output=True, text=True, timeout=580)
@@ -172,6 +175,9 @@ def submission_stamps(students, name):
     return sorted((p / "timestamp.txt").read_text() for p in cache.glob(f"*+{A}+*"))
 
 
+@pytest.mark.slow
+@needs_accounts[0]
+@needs_accounts[1]
 @pytest.mark.filterwarnings("ignore::nbformat.warnings.MissingIDFieldWarning")
 def test_release_submit_collect_grade_return(setting):
     from nbgrader.api import Gradebook
@@ -268,3 +274,55 @@ def test_release_submit_collect_grade_return(setting):
     assert "1 updated" in instructor(root, students, "collect")
     out = instructor(root, students, "return", expect=1)
     assert f"return   {dave}/{A}: NOT released, the feedback answers an older submission" in out
+
+    # carol drops a "submission" of alice's into the writable inbound folder: not collected.
+    alice_before = (root / "submitted" / alice / A / f"{A}.ipynb").read_bytes()
+    forged = f"{alice}+{A}+2099-01-01 00:00:00.000000 UTC+forged"
+    students.python(carol, (
+        "import os, shutil\n"
+        f"d = os.path.join({str(inbound)!r}, {forged!r})\n"
+        "os.mkdir(d)\n"
+        f"shutil.copy({str(students.home(carol) / A / f'{A}.ipynb')!r}, d)\n"
+        "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')\n"))
+    out = instructor(root, students, "collect", expect=1)
+    assert f"SKIPPED {forged!r}: it names another student than its owner, {carol}" in out
+    assert "0 new, 0 updated, 4 unchanged" in out
+    assert (root / "submitted" / alice / A / f"{A}.ipynb").read_bytes() == alice_before
+
+
+# ------------------------------------------------------------ without an exchange, due dates
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    root = course_root(tmp_path_factory.mktemp("no-exchange"))
+    instructor(root, None, "release")
+    return root
+
+
+def test_without_an_exchange_nothing_is_published(released):
+    out = instructor(released, None, "publish")
+    assert "no exchange configured" in out and "nothing was published" in out
+    assert "make collect ZIP=" in instructor(released, None, "collect", expect=1)
+    assert "nothing was returned" in instructor(released, None, "return", expect=1)
+    assert not (released / "submitted").exists()
+
+
+def test_due_dates(released):
+    from nbgrader.api import Gradebook
+
+    def due():
+        with Gradebook(f"sqlite:///{released / 'gradebook.db'}") as gb:
+            return gb.find_assignment(A).duedate
+
+    out = instructor(released, None, "due", A, "2026-12-10 23:59:00 Europe/Berlin")
+    assert f"due      {A}: 2026-12-10 22:59:00 UTC" in out  # CET is UTC+1 in December
+    assert str(due()) == "2026-12-10 22:59:00"
+    for args, message in [((A, "next friday-ish"), "is not a date"),
+                          (("99_nothing", "2026-12-10"), "is not in the gradebook")]:
+        result = subprocess.run([sys.executable, "tools/course.py", "--root", str(released),
+                                 "due", *args], cwd=released, capture_output=True, text=True)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert str(due()) == "2026-12-10 22:59:00"  # unchanged by the bad input
+    assert "none (no submission is late)" in instructor(released, None, "due", A, "none")
+    assert due() is None

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import filecmp
 import logging
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -63,12 +62,6 @@ def _run(api, app) -> dict:
         return capture_log(app)
     finally:
         api.log.setLevel(level)
-
-
-def _warnings(result: dict) -> list[str]:
-    text = (result.get("log") or "")
-    return [" ".join(chunk.split()) for chunk in re.split(r"\n(?=\[)", text)
-            if chunk.startswith("[WARNING]")]
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -163,11 +156,15 @@ def collect(root: Path, wanted=(), before_duedate=False) -> int:
     for name in released_assignments(root, wanted):
         before = _timestamps(root, name)
         with temp_attrs(cd, assignment_id=name):
-            app = api.exchange.Collect(coursedir=cd, authenticator=api.authenticator,
-                                       parent=api)
+            app = _genuine(api.exchange.collect)(coursedir=cd, authenticator=api.authenticator,
+                                                 parent=api)  # (.collect: the class)
             app.update = True
             app.before_duedate = before_duedate
             result = _run(api, app)
+        for filename, owner in getattr(app, "forged", []):
+            problems += 1
+            print(f"collect  {name}: SKIPPED {filename!r}: it names another student than its "
+                  f"owner, {owner}; left in the exchange (delete it once you have looked)")
         if not result["success"]:
             problems += 1
             print(f"collect  {name}: FAILED\n      {course._fail(result)}")
@@ -185,11 +182,59 @@ def collect(root: Path, wanted=(), before_duedate=False) -> int:
         print(f"collect  {name}: {len(new)} new, {len(updated)} updated, "
               f"{kept} unchanged -> submitted/<student>/{name}/"
               + (f"; {len(late)} after the due date: {', '.join(late)}" if late else ""))
-        for warning in _warnings(result):
-            if "cheating attempt" in warning or "owned by" in warning:
-                problems += 1
-                print(f"collect  {name}: CHECK {warning.removeprefix('[WARNING] ')}")
     return problems
+
+
+def _genuine(collect_class):
+    """nbgrader's collect for the directory exchange, except that a submission owned by
+    another user than the student its name gives is skipped and reported, not collected.
+
+    The inbound folder is writable by every student, and nbgrader's own collect only warns
+    about such a submission while it replaces the named student's work. Off with
+    ``c.ExchangeCollect.check_owner = False`` (an exchange where every student has the same
+    uid, which cannot keep students apart anyway); other exchanges are used as they are.
+    """
+    import glob
+    import os
+    import pwd
+
+    from nbgrader.exchange.default.collect import ExchangeCollect, groupby
+
+    if not issubclass(collect_class, ExchangeCollect):
+        return collect_class
+
+    class GenuineCollect(collect_class):
+        forged: list
+
+        def init_src(self):
+            super().init_src()
+            self.forged = []
+            if not self.check_owner:
+                return
+            student = self.coursedir.student_id or "*"
+            pattern = os.path.join(self.inbound_path,
+                                   f"{student}+{self.coursedir.assignment_id}+*")
+            records = []
+            for path in sorted(glob.glob(pattern)):
+                record = self._path_to_record(path)
+                try:
+                    owner = pwd.getpwuid(os.stat(path).st_uid).pw_name
+                except KeyError:
+                    owner = f"uid {os.stat(path).st_uid}"
+                if owner == record["username"]:
+                    records.append(record)
+                else:
+                    self.forged.append((record["filename"], owner))
+            chosen = []
+            for group in groupby(records, lambda r: r["username"]).values():
+                ordered = self._sort_by_timestamp(group)
+                if self.before_duedate and self.duedate is not None:
+                    early = [r for r in ordered if r["timestamp"] <= self.duedate]
+                    ordered = early or ordered
+                chosen.append(ordered[0])
+            self.src_records = chosen
+
+    return GenuineCollect
 
 
 # ---------------------------------------------------------------------------------- return
