@@ -261,7 +261,7 @@ def return_feedback(root: Path, wanted=(), student=None) -> int:
     pairs = course.submissions(root, "feedback", wanted, student)
     if not pairs:
         print("return: no feedback yet (run `make autograde` and `make feedback` first)")
-        return 0
+        return 1 if (wanted or student) else 0
     problems = 0
     for name in sorted({a for _, a in pairs}):
         staging = Path(tempfile.mkdtemp(prefix="nbgrader-return-"))
