@@ -545,6 +545,22 @@ def _after(name: str) -> str:
     return f"{name} (after the call)"
 
 
+def _dependency_note(student_fn, args, kwargs, forbidden, time_limit) -> str | None:
+    """For a backward composed with the student's forward: a note naming the forward when it
+    is wrong on this input (the grader knows the forward's reference), else None."""
+    forward = getattr(student_fn, "forward", None)
+    fname = getattr(forward, "__name__", None)
+    entry = GRADED.get(fname) if fname else None
+    if forward is None or entry is None or entry.kind != "function" or not args:
+        return None
+    problem = _forward_problem(forward, entry.reference, tuple(args[1:]), kwargs,
+                               forward_name=fname, forbidden=forbidden, time_limit=time_limit)
+    if problem is None:
+        return None
+    return (f"This test runs your backward on the cache of your {fname}, and {problem}: fix "
+            f"{fname} first (see its test), then run this test again.")
+
+
 def _first_step(got, expected, rtol, atol) -> str | None:
     """For stacked iterates: where the student's trajectory first leaves the expected one."""
     g, e = np.asarray(got), np.asarray(expected)
@@ -591,6 +607,7 @@ def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, 
     lines = [f"{name}: {', '.join(wrong)} {verb} wrong (on {desc})."]
     originals = dict(zip(names, args)) | kwargs
     base = first.removesuffix(" (after the call)")
+    dependency = _dependency_note(student_fn, args, kwargs, forbidden, time_limit)
     if causes:
         lines += [f"Likely cause: {c}" for c in causes]
     elif base in reference_unchanged:
@@ -608,6 +625,8 @@ def _compare(student_fn, args, kwargs, names, desc, expected, *, name, returns, 
         lines.append(_first_step(got[first], expected[first], rtol, atol) + ".")
     else:
         lines.append(f"{first} {_mismatch(got[first], expected[first], rtol, atol)}.")
+    if dependency:
+        lines.append(dependency)
     raise AssertionError(" ".join(lines) + watch.output_note())
 
 
@@ -804,6 +823,7 @@ def backward_through(forward: Callable, backward: Callable) -> Callable:
     except (TypeError, ValueError):
         pass
     composite.__name__ = getattr(backward, "__name__", "backward")
+    composite.forward = forward
     return composite
 
 

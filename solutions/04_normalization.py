@@ -70,9 +70,10 @@ np.set_printoptions(precision=4, suppress=True)
 #     + \mathrm{momentum}\, \frac{m}{m - 1}\, \sigma^2 .
 # $$
 #
-# The running variance accumulates the **unbiased** estimate $\frac{m}{m-1}\sigma^2$. (The
-# lecture writes the same average as $\rho \cdot \mathrm{running} + (1 - \rho)\cdot
-# \mathrm{batch}$ with $\rho = 0.9$: PyTorch's `momentum` is $1 - \rho = 0.1$.) With
+# The running variance accumulates the **unbiased** estimate $\frac{m}{m-1}\sigma^2$. (Both
+# lectures write the average with the weight on the new batch, as PyTorch does, with
+# `momentum` $= 0.1$; the blog notes average the standard deviation $\sigma$ instead of the
+# variance $\sigma^2$, which is not the same average: here, as in PyTorch, it is $\sigma^2$.) With
 # `training=False` the layer normalizes with `running_mean` and `running_var` instead of
 # $\mu$ and $\sigma^2$, and changes nothing.
 #
@@ -124,7 +125,8 @@ def batch_norm_forward(x, gamma, beta, running_mean=None, running_var=None, *,
 # %% [markdown]
 # A small example you can check by hand: with $\epsilon = 0$ the two channels of
 # `x = [[1, 2], [3, 6]]` have means $(2, 4)$ and variances $(1, 4)$, so both normalize to
-# $(-1, 1)$.
+# $(-1, 1)$. With $\epsilon = 3$, added inside the square root, the channels are divided by
+# $\sqrt{1 + 3} = 2$ and $\sqrt{4 + 3} = \sqrt 7$ instead: $(\mp 1/2)$ and $(\mp 2/\sqrt 7)$.
 
 # %% nbgrader="tests" grade_id="test_batch_norm_forward" points=4
 # 4 points: training-mode output.
@@ -135,6 +137,9 @@ grading.check_example(batch_norm_forward, (x, np.ones(2), np.zeros(2)), {"eps": 
 grading.check_example(batch_norm_forward, (x, np.array([2.0, 1.0]), np.array([0.0, 10.0])),
                       {"eps": 0.0}, name="batch_norm_forward", returns=("out", None),
                       expected={"out": [[-2.0, 9.0], [2.0, 11.0]]})
+grading.check_example(batch_norm_forward, (x, np.ones(2), np.zeros(2)), {"eps": 3.0},
+                      name="batch_norm_forward", returns=("out", None),
+                      expected={"out": [[-1 / 2, -2 / np.sqrt(7)], [1 / 2, 2 / np.sqrt(7)]]})
 x32 = np.array([[1, 2], [3, 6]], dtype=np.float32)
 grading.check_example(batch_norm_forward, (x32, np.ones(2, np.float32), np.zeros(2, np.float32)),
                       {"eps": 0.0}, name="batch_norm_forward", returns=("out", None),
@@ -162,7 +167,9 @@ grading.check_against_reference(batch_norm_forward, _ref.batch_norm_forward,
 # Running statistics, by hand: starting from `running_mean = [0, 0]`, `running_var = [1, 1]`
 # and `momentum = 0.1`, one training step on the example above gives
 # `running_mean = 0.9 * 0 + 0.1 * [2, 4] = [0.2, 0.4]` and, with the unbiased variances
-# $(2, 8)$, `running_var = 0.9 * 1 + 0.1 * [2, 8] = [1.1, 1.7]`.
+# $(2, 8)$, `running_var = 0.9 * 1 + 0.1 * [2, 8] = [1.1, 1.7]`. A second step on the same
+# batch goes on from there: `running_mean = 0.9 * [0.2, 0.4] + 0.1 * [2, 4] = [0.38, 0.76]` and
+# `running_var = 0.9 * [1.1, 1.7] + 0.1 * [2, 8] = [1.19, 2.33]`.
 
 # %% nbgrader="tests" grade_id="test_batch_norm_running_stats" points=3
 # 3 points: running statistics while training, and evaluation mode.
@@ -170,6 +177,10 @@ x = np.array([[1.0, 2.0], [3.0, 6.0]])
 grading.check_example(batch_norm_forward, (x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2)),
                       {"momentum": 0.1}, name="batch_norm_forward", returns=("out", None),
                       expected={"running_mean": [0.2, 0.4], "running_var": [1.1, 1.7]})
+grading.check_example(batch_norm_forward,
+                      (x, np.ones(2), np.zeros(2), np.array([0.2, 0.4]), np.array([1.1, 1.7])),
+                      {"momentum": 0.1}, name="batch_norm_forward", returns=("out", None),
+                      expected={"running_mean": [0.38, 0.76], "running_var": [1.19, 2.33]})
 # Evaluation mode: normalize with the running statistics and leave them unchanged.
 running_mean, running_var = np.array([0.2, 0.4]), np.array([1.1, 1.7])
 grading.check_example(batch_norm_forward, (x, np.ones(2), np.zeros(2), running_mean, running_var),
@@ -196,16 +207,21 @@ for _shape, _training, _momentum in [((8, 3), True, 0.1), ((5, 4), True, 0.3),
 # %% [markdown]
 # **Spatial batch norm.** The same function must handle `x` of shape `(N, C, H, W)` (and
 # any number of spatial axes): the statistics of channel $c$ are shared by all positions.
-# By hand: for `x` of shape `(2, 1, 2)` holding the values 1, 3 (first sample) and 5, 7
-# (second sample) in its single channel, the mean is 4, the variance 5, and the output is
-# $(-3, -1)/\sqrt{5}$ and $(1, 3)/\sqrt{5}$.
+# By hand: for `x` of shape `(2, 2, 2)` holding the values 1, 3 (first sample) and 5, 7
+# (second sample) in channel 0, the mean is 4, the variance 5, and the output is
+# $(-3, -1)/\sqrt{5}$ and $(1, 3)/\sqrt{5}$; channel 1, holding 2, 2 and 4, 4, has mean 3 and
+# variance 1, and normalizes to $(-1, -1)$ and $(1, 1)$. (Statistics per position would give
+# channel 0 $(-1, -1)$ and $(1, 1)$ instead: one mean per channel, over the batch and every
+# position.)
 
 # %% nbgrader="tests" grade_id="test_batch_norm_spatial" points=2
 # 2 points: spatial batch normalization.
-x = np.array([[[1.0, 3.0]], [[5.0, 7.0]]])
-grading.check_example(batch_norm_forward, (x, np.ones(1), np.zeros(1)), {"eps": 0.0},
+x = np.array([[[1.0, 3.0], [2.0, 2.0]], [[5.0, 7.0], [4.0, 4.0]]])
+r5 = np.sqrt(5)
+grading.check_example(batch_norm_forward, (x, np.ones(2), np.zeros(2)), {"eps": 0.0},
                       name="batch_norm_forward", returns=("out", None),
-                      expected={"out": np.array([[[-3.0, -1.0]], [[1.0, 3.0]]]) / np.sqrt(5)})
+                      expected={"out": [[[-3 / r5, -1 / r5], [-1.0, -1.0]],
+                                        [[1 / r5, 3 / r5], [1.0, 1.0]]]})
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
@@ -295,8 +311,6 @@ grading.check_gradient(batch_norm_forward, batch_norm_backward, (x, gamma, beta)
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
-_reference = grading.backward_through(_ref.batch_norm_forward, _ref.batch_norm_backward)
-_student = grading.backward_through(batch_norm_forward, batch_norm_backward)
 _rng = np.random.default_rng(4044)
 for _shape, _training in [((6, 4), True), ((2, 3, 4, 4), True), ((3, 2, 5), True),
                           ((6, 4), False)]:
@@ -305,10 +319,11 @@ for _shape, _training in [((6, 4), True), ((2, 3, 4, 4), True), ((3, 2, 5), True
              _rng.standard_normal(_c), _rng.standard_normal(_c))
     if not _training:
         _args += (_rng.standard_normal(_c), _rng.random(_c) + 0.5)
-    grading.check_against_reference(_student, _reference, _args,
-                                     {"training": _training, "eps": 0.01},
-                                     name="batch_norm_backward",
-                                     returns=("dx", "dgamma", "dbeta"))
+    grading.check_backward(batch_norm_forward, batch_norm_backward,
+                           _ref.batch_norm_forward, _ref.batch_norm_backward, _args,
+                           {"training": _training, "eps": 0.01},
+                           name="batch_norm_backward",
+                           returns=("dx", "dgamma", "dbeta"))
 grading.check_gradient(batch_norm_forward, batch_norm_backward,
                        (_rng.standard_normal((2, 3, 2, 2)), _rng.standard_normal(3),
                         _rng.standard_normal(3)), name="batch_norm_backward")
@@ -328,8 +343,9 @@ grading.check_gradient(batch_norm_forward, batch_norm_backward,
 #         - \hat{x}\, \frac{\partial L}{\partial \gamma} \right):
 # $$
 #
-# two reductions, no intermediate gradients. Implement it (it must agree with your
-# `batch_norm_backward`, in training and in evaluation mode).
+# two reductions, no intermediate gradients. Implement it: like the staged backward, it must
+# be the gradient of your forward, in training and in evaluation mode (where the statistics
+# are constants and $\partial L / \partial x = \gamma\, \delta / \sqrt{\mathrm{running\_var} + \epsilon}$).
 
 # %% nbgrader="answer" grade_id="batch_norm_backward_alt"
 def batch_norm_backward_alt(dout, cache):
@@ -356,19 +372,17 @@ def batch_norm_backward_alt(dout, cache):
 
 
 # %% nbgrader="tests" grade_id="test_batch_norm_backward_alt" points=3
-# 3 points: the closed form gives the same gradients as your staged backward.
+# 3 points: the closed form is the gradient of your forward (centered differences).
 rng = np.random.default_rng(2)
-args = (rng.standard_normal((6, 4)), rng.standard_normal((6, 4)), rng.standard_normal(4),
-        rng.standard_normal(4))
-grading.check_against_reference(
-    grading.backward_through(batch_norm_forward, batch_norm_backward_alt),
-    grading.backward_through(batch_norm_forward, batch_norm_backward),
-    args, name="batch_norm_backward_alt", returns=("dx", "dgamma", "dbeta"))
+x, gamma, beta = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4)
+grading.check_gradient(batch_norm_forward, batch_norm_backward_alt, (x, gamma, beta),
+                       {"eps": 0.5}, name="batch_norm_backward_alt")
+grading.check_gradient(batch_norm_forward, batch_norm_backward_alt,
+                       (x, gamma, beta, rng.standard_normal(4), rng.random(4) + 0.5),
+                       {"training": False, "eps": 0.5}, name="batch_norm_backward_alt")
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
-_reference = grading.backward_through(_ref.batch_norm_forward, _ref.batch_norm_backward_alt)
-_student = grading.backward_through(batch_norm_forward, batch_norm_backward_alt)
 _rng = np.random.default_rng(4045)
 for _shape, _training in [((7, 3), True), ((2, 4, 3, 3), True), ((5, 2), False)]:
     _c = _shape[1]
@@ -376,10 +390,11 @@ for _shape, _training in [((7, 3), True), ((2, 4, 3, 3), True), ((5, 2), False)]
              _rng.standard_normal(_c), _rng.standard_normal(_c))
     if not _training:
         _args += (_rng.standard_normal(_c), _rng.random(_c) + 0.5)
-    grading.check_against_reference(_student, _reference, _args,
-                                     {"training": _training, "eps": 0.01},
-                                     name="batch_norm_backward_alt",
-                                     returns=("dx", "dgamma", "dbeta"))
+    grading.check_backward(batch_norm_forward, batch_norm_backward_alt,
+                           _ref.batch_norm_forward, _ref.batch_norm_backward_alt, _args,
+                           {"training": _training, "eps": 0.01},
+                           name="batch_norm_backward_alt",
+                           returns=("dx", "dgamma", "dbeta"))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -480,15 +495,14 @@ grading.check_gradient(layer_norm_forward, layer_norm_backward, (x, gamma, beta)
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
-_reference = grading.backward_through(_ref.layer_norm_forward, _ref.layer_norm_backward)
-_student = grading.backward_through(layer_norm_forward, layer_norm_backward)
 _rng = np.random.default_rng(4047)
 for _shape, _nshape in [((6, 5), (5,)), ((3, 4, 5), (4, 5)), ((2, 3, 4), (4,))]:
     _args = (_rng.standard_normal(_shape), _rng.standard_normal(_shape),
              _rng.standard_normal(_nshape), _rng.standard_normal(_nshape))
-    grading.check_against_reference(_student, _reference, _args, {"eps": 0.01},
-                                     name="layer_norm_backward",
-                                     returns=("dx", "dgamma", "dbeta"))
+    grading.check_backward(layer_norm_forward, layer_norm_backward,
+                           _ref.layer_norm_forward, _ref.layer_norm_backward, _args, {"eps": 0.01},
+                           name="layer_norm_backward",
+                           returns=("dx", "dgamma", "dbeta"))
 grading.check_gradient(layer_norm_forward, layer_norm_backward,
                        (_rng.standard_normal((2, 3, 2)), _rng.standard_normal((3, 2)),
                         _rng.standard_normal((3, 2))), name="layer_norm_backward")
@@ -586,16 +600,15 @@ grading.check_gradient(group_norm_forward, group_norm_backward, (x, 2, gamma, be
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
-_reference = grading.backward_through(_ref.group_norm_forward, _ref.group_norm_backward)
-_student = grading.backward_through(group_norm_forward, group_norm_backward)
 _rng = np.random.default_rng(4049)
 for _shape, _groups in [((2, 6, 3, 3), 3), ((3, 4, 5), 2), ((4, 6), 3), ((2, 4, 2, 2), 4)]:
     _c = _shape[1]
     _args = (_rng.standard_normal(_shape), _rng.standard_normal(_shape), _groups,
              _rng.standard_normal(_c), _rng.standard_normal(_c))
-    grading.check_against_reference(_student, _reference, _args, {"eps": 0.01},
-                                     name="group_norm_backward",
-                                     returns=("dx", "dgamma", "dbeta"))
+    grading.check_backward(group_norm_forward, group_norm_backward,
+                           _ref.group_norm_forward, _ref.group_norm_backward, _args, {"eps": 0.01},
+                           name="group_norm_backward",
+                           returns=("dx", "dgamma", "dbeta"))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -646,6 +659,13 @@ args = (np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, -1.0]), np.array([4.0
 grading.check_example(fold_batch_norm, args, {"eps": 1.0}, name="fold_batch_norm",
                       returns=("weight", "bias"),
                       expected={"weight": [[2.0, 4.0], [9.0, 12.0]], "bias": [0.0, -2.0]})
+# Without a bias (bias=None counts as zeros), in float32: b' = [2 * (0 - 1) + 0, 3 * (0 - 0) + 1].
+args32 = [a.astype(np.float32) for a in args]
+args32[1] = None
+grading.check_example(fold_batch_norm, tuple(args32), {"eps": 1.0}, name="fold_batch_norm",
+                      returns=("weight", "bias"),
+                      expected={"weight": np.array([[2, 4], [9, 12]], np.float32),
+                                "bias": np.array([-2, 1], np.float32)})
 # The folded layer computes what the linear layer followed by batch norm (eval mode) does:
 rng = np.random.default_rng(7)
 w, b = rng.standard_normal((3, 5)), rng.standard_normal(3)
@@ -660,12 +680,15 @@ grading.assert_close("fold_batch_norm: x @ folded_weight.T + folded_bias",
 from normcore import normalization as _ref
 
 _rng = np.random.default_rng(4050)
-for _wshape, _has_bias in [((4, 3), True), ((4, 3, 3, 3), True), ((2, 3, 5), False)]:
+for _wshape, _has_bias, _dtype in [((4, 3), True, np.float64), ((4, 3, 3, 3), True, np.float64),
+                                   ((2, 3, 5), False, np.float64),
+                                   ((3, 2, 3, 3), False, np.float32),
+                                   ((3, 4), True, np.float32)]:
     _o = _wshape[0]
-    _args = (_rng.standard_normal(_wshape),
-             _rng.standard_normal(_o) if _has_bias else None,
-             _rng.standard_normal(_o), _rng.standard_normal(_o),
-             _rng.standard_normal(_o), _rng.random(_o) + 0.5)
+    _args = (_rng.standard_normal(_wshape).astype(_dtype),
+             _rng.standard_normal(_o).astype(_dtype) if _has_bias else None,
+             _rng.standard_normal(_o).astype(_dtype), _rng.standard_normal(_o).astype(_dtype),
+             _rng.standard_normal(_o).astype(_dtype), (_rng.random(_o) + 0.5).astype(_dtype))
     grading.check_against_reference(fold_batch_norm, _ref.fold_batch_norm, _args,
                                      {"eps": 0.05}, name="fold_batch_norm",
                                      returns=("weight", "bias"))

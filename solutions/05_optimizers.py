@@ -173,20 +173,25 @@ for _shape, _dtype, _hyper in [((5,), np.float64, {"lr": 0.1}),
 # grow towards $g / (1 - \mu) = 2g$. With `dampening = 0.5` as well, $b_1 = g$ (no dampening
 # at the first step) and then $b_t = 0.5\, b_{t-1} + 0.5\, g = g$: the iterates are
 # `[0.9, 2.2]`, `[0.8, 2.4]`, `[0.7, 2.6]`.
+#
+# Weight decay goes into the gradient, and so through the buffer: from `w = [0, 0]` with
+# `weight_decay = 1` (and `momentum = 0.5`, `lr = 0.1`, the same `g`), the gradients are
+# $g_1 = g$, $g_2 = g + w_1 = 0.9\, g$, $g_3 = g + w_2 = 0.76\, g$, the buffers $g$,
+# $1.4\, g$, $1.46\, g$, and the iterates $-0.1\, g$, $-0.24\, g$, $-0.386\, g$.
 
 # %% nbgrader="tests" grade_id="test_sgd_momentum" points=3
 # 3 points: SGD with momentum and dampening, over several steps.
+# check_steps calls sgd(w, g_t, state, **hyper) for t = 1, 2, 3 with one state dict, from an
+# empty one, and compares every iterate.
 g = np.array([1.0, -2.0])
-for hyper, iterates in [({"lr": 0.1, "momentum": 0.5}, ([0.9, 2.2], [0.75, 2.5], [0.575, 2.85])),
-                        ({"lr": 0.1, "momentum": 0.5, "dampening": 0.5},
-                         ([0.9, 2.2], [0.8, 2.4], [0.7, 2.6]))]:
-    w, state = np.array([1.0, 2.0]), {}
-    for expected in iterates:
-        grading.check_example(sgd, (w, g, state), hyper, name="sgd", returns="new_w",
-                              expected={"new_w": expected})
-        w = sgd(w, g, state, **hyper)  # the step checked above, now for real: state changes
-        assert state, ("sgd stored nothing in state: write into the dict it receives, "
-                      "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.stack([g, g, g])
+grading.check_steps(sgd, np.array([1.0, 2.0]), grads, {"lr": 0.1, "momentum": 0.5}, name="sgd",
+                    expected=[[0.9, 2.2], [0.75, 2.5], [0.575, 2.85]])
+grading.check_steps(sgd, np.array([1.0, 2.0]), grads,
+                    {"lr": 0.1, "momentum": 0.5, "dampening": 0.5}, name="sgd",
+                    expected=[[0.9, 2.2], [0.8, 2.4], [0.7, 2.6]])
+grading.check_steps(sgd, np.zeros(2), grads, {"lr": 0.1, "momentum": 0.5, "weight_decay": 1.0},
+                    name="sgd", expected=[-0.1 * g, -0.24 * g, -0.386 * g])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -210,13 +215,9 @@ for _shape, _dtype, _hyper in [
 # %% nbgrader="tests" grade_id="test_sgd_nesterov" points=2
 # 2 points: SGD with Nesterov momentum.
 hyper = {"lr": 0.1, "momentum": 0.5, "nesterov": True}
-w, g, state = np.array([1.0, 2.0]), np.array([1.0, -2.0]), {}
-for expected in ([0.85, 2.3], [0.675, 2.65], [0.4875, 3.025]):
-    grading.check_example(sgd, (w, g, state), hyper, name="sgd", returns="new_w",
-                          expected={"new_w": expected})
-    w = sgd(w, g, state, **hyper)
-    assert state, ("sgd stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+g = np.array([1.0, -2.0])
+grading.check_steps(sgd, np.array([1.0, 2.0]), np.stack([g, g, g]), hyper, name="sgd",
+                    expected=[[0.85, 2.3], [0.675, 2.65], [0.4875, 3.025]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -294,20 +295,22 @@ def adagrad(w, dw, state, *, lr=1e-2, eps=1e-10, weight_decay=0.0, lr_decay=0.0,
 # $v_1 = [9, 16]$ and a step of $0.1 \cdot [3/3, 4/4]$, so `w = [0.9, 0.9]`; then the
 # gradient `[4, 3]` gives $v_2 = [25, 25]$ and a step of $0.1 \cdot [4/5, 3/5]$, so
 # `w = [0.82, 0.84]`. With `lr_decay = 1` the second step uses $\eta_2 = 0.1 / 2$:
-# `w = [0.86, 0.87]`.
+# `w = [0.86, 0.87]`. With `eps = 0.5`, added after the square root, the same steps divide by
+# $\sqrt{v_t} + 0.5$: $[3/3.5, 4/4.5]$, then $[4/5.5, 3/5.5]$.
 
 # %% nbgrader="tests" grade_id="test_adagrad" points=3
 # 3 points: AdaGrad over several steps.
-grads = (np.array([3.0, 4.0]), np.array([4.0, 3.0]))
-for hyper, iterates in [({"lr": 0.1, "eps": 0.0}, ([0.9, 0.9], [0.82, 0.84])),
-                        ({"lr": 0.1, "eps": 0.0, "lr_decay": 1.0}, ([0.9, 0.9], [0.86, 0.87]))]:
-    w, state = np.array([1.0, 1.0]), {}
-    for g, expected in zip(grads, iterates):
-        grading.check_example(adagrad, (w, g, state), hyper, name="adagrad", returns="new_w",
-                              expected={"new_w": expected})
-        w = adagrad(w, g, state, **hyper)
-        assert state, ("adagrad stored nothing in state: write into the dict it receives, "
-                      "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.array([[3.0, 4.0], [4.0, 3.0]])
+grading.check_steps(adagrad, np.ones(2), grads, {"lr": 0.1, "eps": 0.0}, name="adagrad",
+                    expected=[[0.9, 0.9], [0.82, 0.84]])
+grading.check_steps(adagrad, np.ones(2), grads, {"lr": 0.1, "eps": 0.0, "lr_decay": 1.0},
+                    name="adagrad", expected=[[0.9, 0.9], [0.86, 0.87]])
+w1 = 1 - 0.1 * np.array([3 / 3.5, 4 / 4.5])
+grading.check_steps(adagrad, np.ones(2), grads, {"lr": 0.1, "eps": 0.5}, name="adagrad",
+                    expected=[w1, w1 - 0.1 * np.array([4 / 5.5, 3 / 5.5])])
+# float32 in, float32 out:
+grading.check_steps(adagrad, np.ones(2, np.float32), grads.astype(np.float32),
+                    {"lr": 0.1, "eps": 0.0}, name="adagrad", expected=[[0.9, 0.9], [0.82, 0.84]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -402,18 +405,21 @@ def rmsprop(w, dw, state, *, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight
 # By hand, with `lr = 0.1`, `alpha = 0.75` and `eps = 0`, from `w = [0, 0]`: the gradient
 # `[2, -4]` gives $v_1 = 0.25 \cdot [4, 16] = [1, 4]$ and a step of $0.1 \cdot [2/1, -4/2]$,
 # so `w = [-0.2, 0.2]`; then the gradient `[1, -2]` gives
-# $v_2 = 0.75 \cdot [1, 4] + 0.25 \cdot [1, 4] = [1, 4]$ and `w = [-0.3, 0.3]`.
+# $v_2 = 0.75 \cdot [1, 4] + 0.25 \cdot [1, 4] = [1, 4]$ and `w = [-0.3, 0.3]`. With
+# `eps = 0.5`, added after the square root, the steps are $0.1\, g_t / (\sqrt{v_t} + 0.5)$.
 
 # %% nbgrader="tests" grade_id="test_rmsprop" points=3
 # 3 points: RMSProp over several steps.
 hyper = {"lr": 0.1, "alpha": 0.75, "eps": 0.0}
-w, state = np.zeros(2), {}
-for g, expected in [([2.0, -4.0], [-0.2, 0.2]), ([1.0, -2.0], [-0.3, 0.3])]:
-    grading.check_example(rmsprop, (w, np.array(g), state), hyper, name="rmsprop",
-                          returns="new_w", expected={"new_w": expected})
-    w = rmsprop(w, np.array(g), state, **hyper)
-    assert state, ("rmsprop stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.array([[2.0, -4.0], [1.0, -2.0]])
+grading.check_steps(rmsprop, np.zeros(2), grads, hyper, name="rmsprop",
+                    expected=[[-0.2, 0.2], [-0.3, 0.3]])
+v = np.array([1.0, 4.0])  # v_1 = v_2
+w1 = -0.1 * grads[0] / (np.sqrt(v) + 0.5)
+grading.check_steps(rmsprop, np.zeros(2), grads, {**hyper, "eps": 0.5}, name="rmsprop",
+                    expected=[w1, w1 - 0.1 * grads[1] / (np.sqrt(v) + 0.5)])
+grading.check_steps(rmsprop, np.zeros(2, np.float32), grads.astype(np.float32), hyper,
+                    name="rmsprop", expected=[[-0.2, 0.2], [-0.3, 0.3]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -430,7 +436,10 @@ for _shape, _dtype, _hyper in [
 
 # %% [markdown]
 # With `momentum = 0.5` on the same example, $b_1 = [2, -2]$ and
-# $b_2 = 0.5\, b_1 + [1, -1] = [2, -2]$: `w = [-0.2, 0.2]`, then `[-0.4, 0.4]`. Centered,
+# $b_2 = 0.5\, b_1 + [1, -1] = [2, -2]$: `w = [-0.2, 0.2]`, then `[-0.4, 0.4]`. The buffer
+# accumulates the normalized steps $g_t / \sqrt{v_t}$, not the raw gradients: with the second
+# gradient `[4, 0]` instead, $v_2 = 0.75 \cdot [1, 4] + 0.25 \cdot [16, 0] = [4.75, 3]$ and
+# $b_2 = 0.5\, b_1 + g_2 / \sqrt{v_2}$. Centered,
 # the first step has $\bar g_1 = 0.25 \cdot [2, -4]$ and
 # $v_1 - \bar g_1^2 = (0.25 - 0.0625)\, g_1^2 = \tfrac{3}{16}\, g_1^2$, so the step is
 # $0.1 \cdot (4/\sqrt{3})\, \operatorname{sign}(g_1)$: `w = [-0.2309, 0.2309]`.
@@ -438,13 +447,12 @@ for _shape, _dtype, _hyper in [
 # %% nbgrader="tests" grade_id="test_rmsprop_options" points=2
 # 2 points: RMSProp with momentum, and centered.
 hyper = {"lr": 0.1, "alpha": 0.75, "eps": 0.0, "momentum": 0.5}
-w, state = np.zeros(2), {}
-for g, expected in [([2.0, -4.0], [-0.2, 0.2]), ([1.0, -2.0], [-0.4, 0.4])]:
-    grading.check_example(rmsprop, (w, np.array(g), state), hyper, name="rmsprop",
-                          returns="new_w", expected={"new_w": expected})
-    w = rmsprop(w, np.array(g), state, **hyper)
-    assert state, ("rmsprop stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grading.check_steps(rmsprop, np.zeros(2), [[2.0, -4.0], [1.0, -2.0]], hyper, name="rmsprop",
+                    expected=[[-0.2, 0.2], [-0.4, 0.4]])
+g2 = np.array([4.0, 0.0])
+b2 = 0.5 * np.array([2.0, -2.0]) + g2 / np.sqrt([4.75, 3.0])
+grading.check_steps(rmsprop, np.zeros(2), [[2.0, -4.0], g2], hyper, name="rmsprop",
+                    expected=[[-0.2, 0.2], np.array([-0.2, 0.2]) - 0.1 * b2])
 grading.check_example(rmsprop, (np.zeros(2), np.array([2.0, -4.0]), {}),
                       {"lr": 0.1, "alpha": 0.75, "eps": 0.0, "centered": True},
                       name="rmsprop", returns="new_w",
@@ -535,13 +543,11 @@ def adadelta(w, dw, state, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
 # %% nbgrader="tests" grade_id="test_adadelta" points=3
 # 3 points: AdaDelta over several steps.
 hyper = {"lr": 0.5, "rho": 1 / 3, "eps": 0.25}
-w, state = np.array([1.0, 1.0]), {}
-for g, expected in [([3.0, -3.0], [0.7, 1.3]), ([9.0, -1.8], [0.28, 1.6])]:
-    grading.check_example(adadelta, (w, np.array(g), state), hyper, name="adadelta",
-                          returns="new_w", expected={"new_w": expected})
-    w = adadelta(w, np.array(g), state, **hyper)
-    assert state, ("adadelta stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.array([[3.0, -3.0], [9.0, -1.8]])
+grading.check_steps(adadelta, np.ones(2), grads, hyper, name="adadelta",
+                    expected=[[0.7, 1.3], [0.28, 1.6]])
+grading.check_steps(adadelta, np.ones(2, np.float32), grads.astype(np.float32), hyper,
+                    name="adadelta", expected=[[0.7, 1.3], [0.28, 1.6]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -655,17 +661,30 @@ def _adam_step(w, g, state, lr, betas, eps, amsgrad):
 # $\hat v_2 = (g_1^2 + 2 g_2^2) / 3$; with $g_2$ = `[1, -1]`, $\hat m_2 = [1, 0]$ and
 # $\hat v_2 = [1, 2]$, so `w = [0.8, 0.9]`: the second coordinate, whose gradients cancel, does
 # not move.
+#
+# The same formulas with `eps = 0.5` (after the square root) and `weight_decay = 0.5` (L2: the
+# gradient is $g_t = \nabla J(\theta_t) + 0.5\, \theta_t$, which then goes into both moments):
+# $\theta_1 = \theta_0 - 0.1\, g_1 / (|g_1| + 0.5)$ and
+# $\theta_2 = \theta_1 - 0.1\, \hat m_2 / (\sqrt{\hat v_2} + 0.5)$, with $\hat m_2$ and
+# $\hat v_2$ as above.
 
 # %% nbgrader="tests" grade_id="test_adam" points=3
 # 3 points: Adam over several steps.
 hyper = {"lr": 0.1, "betas": (0.5, 0.5), "eps": 0.0}
-w, state = np.array([1.0, 1.0]), {}
-for g, expected in [([1.0, 2.0], [0.9, 0.9]), ([1.0, -1.0], [0.8, 0.9])]:
-    grading.check_example(adam, (w, np.array(g), state), hyper, name="adam", returns="new_w",
-                          expected={"new_w": expected})
-    w = adam(w, np.array(g), state, **hyper)
-    assert state, ("adam stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.array([[1.0, 2.0], [1.0, -1.0]])
+grading.check_steps(adam, np.ones(2), grads, hyper, name="adam",
+                    expected=[[0.9, 0.9], [0.8, 0.9]])
+grading.check_steps(adam, np.ones(2, np.float32), grads.astype(np.float32), hyper, name="adam",
+                    expected=[[0.9, 0.9], [0.8, 0.9]])
+# eps = 0.5 and weight_decay = 0.5, from the formulas above:
+w0 = np.ones(2)
+g1 = grads[0] + 0.5 * w0
+w1 = w0 - 0.1 * g1 / (np.abs(g1) + 0.5)
+g2 = grads[1] + 0.5 * w1
+m_hat2, v_hat2 = (g1 + 2 * g2) / 3, (g1**2 + 2 * g2**2) / 3
+w2 = w1 - 0.1 * m_hat2 / (np.sqrt(v_hat2) + 0.5)
+grading.check_steps(adam, w0, grads, {**hyper, "eps": 0.5, "weight_decay": 0.5}, name="adam",
+                    expected=[w1, w2])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -693,13 +712,8 @@ for _shape, _dtype, _hyper in [
 # %% nbgrader="tests" grade_id="test_adam_amsgrad" points=2
 # 2 points: AMSGrad.
 hyper = {"lr": 0.1, "betas": (0.5, 0.5), "eps": 0.0, "amsgrad": True}
-w, state = np.zeros(2), {}
-for g, expected in [([4.0, 1.0], [-0.1, -0.1]), ([0.0, 1.0], [-0.1 - 0.1 / np.sqrt(6), -0.2])]:
-    grading.check_example(adam, (w, np.array(g), state), hyper, name="adam", returns="new_w",
-                          expected={"new_w": expected})
-    w = adam(w, np.array(g), state, **hyper)
-    assert state, ("adam stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grading.check_steps(adam, np.zeros(2), [[4.0, 1.0], [0.0, 1.0]], hyper, name="adam",
+                    expected=[[-0.1, -0.1], [-0.1 - 0.1 / np.sqrt(6), -0.2]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -758,18 +772,23 @@ def adamw(w, dw, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1
 # %% [markdown]
 # By hand, AdamW on Adam's example with `weight_decay = 0.5` (so the weights shrink by
 # $1 - 0.1 \cdot 0.5 = 0.95$) from `w = [1, 2]`: first `[0.95, 1.9] - [0.1, 0.1] = [0.85, 1.8]`,
-# then `[0.8075, 1.71] - [0.1, 0] = [0.7075, 1.71]`.
+# then `[0.8075, 1.71] - [0.1, 0] = [0.7075, 1.71]`. With `amsgrad=True` on AMSGrad's example
+# (from `w = [0, 0]`, so the first shrink does nothing), the steps are those of AMSGrad, since
+# the decay never enters the moments: `w = [-0.1, -0.1]`, then
+# `0.95 * [-0.1, -0.1] - [0.1 / sqrt(6), 0.1]`.
 
 # %% nbgrader="tests" grade_id="test_adamw" points=3
 # 3 points: AdamW over several steps.
 hyper = {"lr": 0.1, "betas": (0.5, 0.5), "eps": 0.0, "weight_decay": 0.5}
-w, state = np.array([1.0, 2.0]), {}
-for g, expected in [([1.0, 2.0], [0.85, 1.8]), ([1.0, -1.0], [0.7075, 1.71])]:
-    grading.check_example(adamw, (w, np.array(g), state), hyper, name="adamw",
-                          returns="new_w", expected={"new_w": expected})
-    w = adamw(w, np.array(g), state, **hyper)
-    assert state, ("adamw stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grads = np.array([[1.0, 2.0], [1.0, -1.0]])
+grading.check_steps(adamw, np.array([1.0, 2.0]), grads, hyper, name="adamw",
+                    expected=[[0.85, 1.8], [0.7075, 1.71]])
+grading.check_steps(adamw, np.array([1.0, 2.0], np.float32), grads.astype(np.float32), hyper,
+                    name="adamw", expected=[[0.85, 1.8], [0.7075, 1.71]])
+grading.check_steps(adamw, np.zeros(2), [[4.0, 1.0], [0.0, 1.0]], {**hyper, "amsgrad": True},
+                    name="adamw",
+                    expected=[[-0.1, -0.1], 0.95 * np.array([-0.1, -0.1])
+                              - [0.1 / np.sqrt(6), 0.1]])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 
@@ -871,6 +890,10 @@ def nadam(w, dw, state, *, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
 # `w = [0.77, 1.23]`. Second step, $g_2$ = `[1, 1]`: $m_2 = 0.16\, g_1 + 0.2\, g_2$,
 # $\hat v_2 = (g_1^2 + 2 g_2^2) / 3$ (as for Adam with $\beta_2 = 0.5$), and the coefficients
 # are $0.21 \cdot 0.6 / (1 - 0.16) = 0.15$ and $0.21 \cdot 0.4 / (1 - 0.064) = 0.084 / 0.936$.
+#
+# With `momentum_decay = 10` the schedule moves, $\mu_t = 0.8\, (1 - 0.5 \cdot 0.96^{10 t})$, and
+# each coefficient uses its own $\mu$'s: the test below evaluates the update formula above for
+# $t = 1, 2$ with these $\mu_1, \mu_2, \mu_3$ (and `eps = 0.1`).
 
 # %% nbgrader="tests" grade_id="test_nadam" points=4
 # 4 points: NAdam over several steps.
@@ -879,13 +902,19 @@ g1, g2 = np.array([1.0, -2.0]), np.array([1.0, 1.0])
 w1 = np.array([0.77, 1.23])
 m2, v_hat2 = 0.16 * g1 + 0.2 * g2, (g1**2 + 2 * g2**2) / 3
 w2 = w1 - (0.15 * g2 + 0.084 / 0.936 * m2) / np.sqrt(v_hat2)
-w, state = np.array([1.0, 1.0]), {}
-for g, expected in [(g1, w1), (g2, w2)]:
-    grading.check_example(nadam, (w, g, state), hyper, name="nadam", returns="new_w",
-                          expected={"new_w": expected})
-    w = nadam(w, g, state, **hyper)
-    assert state, ("nadam stored nothing in state: write into the dict it receives, "
-                  "state[key] = ...; `state = {...}` makes a new dict the next call never sees")
+grading.check_steps(nadam, np.ones(2), np.stack([g1, g2]), hyper, name="nadam",
+                    expected=[w1, w2])
+grading.check_steps(nadam, np.ones(2, np.float32), np.stack([g1, g2]).astype(np.float32), hyper,
+                    name="nadam", expected=[w1, w2])
+# momentum_decay = 10 and eps = 0.1: the update formula above at t = 1 and t = 2.
+mu1, mu2, mu3 = (0.8 * (1 - 0.5 * 0.96 ** (10 * t)) for t in (1, 2, 3))
+m1, m2 = 0.2 * g1, 0.16 * g1 + 0.2 * g2
+d1, d2 = np.abs(g1) + 0.1, np.sqrt((g1**2 + 2 * g2**2) / 3) + 0.1
+w1 = 1 - 0.21 * ((1 - mu1) / (1 - mu1) * g1 + mu2 / (1 - mu1 * mu2) * m1) / d1
+w2 = w1 - 0.21 * ((1 - mu2) / (1 - mu1 * mu2) * g2 + mu3 / (1 - mu1 * mu2 * mu3) * m2) / d2
+grading.check_steps(nadam, np.ones(2), np.stack([g1, g2]),
+                    {**hyper, "eps": 0.1, "momentum_decay": 10.0}, name="nadam",
+                    expected=[w1, w2])
 ### BEGIN HIDDEN TESTS
 from normcore import optim as _ref
 

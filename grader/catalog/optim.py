@@ -223,7 +223,7 @@ def _adam_step(flaw, decoupled, w, dw, state, lr, betas, eps, weight_decay, amsg
         m_hat, v_hat = m, v
     else:
         m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
-    if amsgrad:
+    if amsgrad and flaw != "ignores_amsgrad":
         previous = state["max_exp_avg_sq"]
         if flaw == "amsgrad_max_of_corrected":  # running max of v_hat instead of v
             v_hat = v_hat if previous is None else np.maximum(previous, v_hat)
@@ -279,6 +279,11 @@ _register("adam_amsgrad_max_of_corrected", "adam",
           "and divides that maximum by the current 1 - beta2**t.",
           _adam_mutant("amsgrad_max_of_corrected"))
 
+_AMSGRAD_IGNORED = ("Your step ignores amsgrad=True: AMSGrad divides by the running maximum of "
+                    "the raw second moment, max_exp_avg_sq = max(max_exp_avg_sq, v), over "
+                    "1 - beta2**t (keep that maximum in the state).")
+_register("adam_ignores_amsgrad", "adam", _AMSGRAD_IGNORED, _adam_mutant("ignores_amsgrad"))
+_register("adamw_ignores_amsgrad", "adamw", _AMSGRAD_IGNORED, _adamw_mutant("ignores_amsgrad"))
 _register("adamw_l2_decay", "adamw",
           "Your AdamW adds weight_decay * w to the gradient: that is Adam's L2 penalty, which "
           "the division by sqrt(v_hat) rescales. AdamW decouples the decay: shrink the "
@@ -388,8 +393,9 @@ def _adam_cases():
 
 def _adamw_cases():
     w0, grads = _trajectory(12)
-    return [((w0, grads), {"lr": 0.1, "betas": (0.8, 0.9), "eps": 1e-2,
-                           "weight_decay": 0.5})]
+    hyper = {"lr": 0.1, "betas": (0.8, 0.9), "eps": 1e-2, "weight_decay": 0.5}
+    shrinking = grads * np.linspace(2, 0.2, len(grads)).reshape(-1, 1, 1)
+    return [((w0, grads), hyper), ((w0, shrinking), {**hyper, "amsgrad": True})]
 
 
 def _nadam_cases():
