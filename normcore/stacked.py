@@ -28,7 +28,7 @@ from .nn import batch_renorm
 __all__ = ["STACKED_NORMS", "StackedMLP", "StackedCNN", "train_stacked", "stacked_accuracy"]
 
 #: Normalizations of :class:`StackedMLP`, named as in :func:`normcore.nn.build_mlp`.
-STACKED_NORMS = ("none", "bn", "brn", "ln", "gn")
+STACKED_NORMS = ("none", "bn", "brn", "ln", "gn", "bgn")
 _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
 
@@ -57,8 +57,10 @@ class StackedMLP(nn.Module):
     norm : one of :data:`STACKED_NORMS`
         ``none``; ``bn`` batch norm (running statistics, PyTorch's momentum); ``brn`` batch
         renormalization (:func:`normcore.nn.batch_renorm`); ``ln`` layer norm over the
-        units; ``gn`` group norm with ``num_groups`` groups of units. Every norm has a
-        learnable per-unit scale and shift.
+        units; ``gn`` group norm with ``num_groups`` groups of units; ``bgn`` batch group
+        norm (:func:`normcore.normalization.batch_group_norm_forward`: one statistic per group
+        of units over the batch, with running averages for evaluation as in BN). Every norm
+        has a learnable per-unit scale and shift.
     activation : {'relu', 'tanh'}
     init_scale : float or sequence of M floats
         Hidden and output weights are drawn from :math:`N(0, (s\,\sqrt{2/\mathrm{fan\_in}})^2)`:
@@ -93,7 +95,7 @@ class StackedMLP(nn.Module):
             raise ValueError(f"{func}: unknown activation {activation!r}; valid: "
                              f"{', '.join(_ACTIVATIONS)}")
         hidden = tuple(hidden)
-        if norm == "gn" and any(w % num_groups for w in hidden):
+        if norm in ("gn", "bgn") and any(w % num_groups for w in hidden):
             raise ValueError(f"{func}: num_groups={num_groups} does not divide the widths "
                              f"{hidden}")
         scale = _per_model(func, "init_scale", init_scale, num_models)
@@ -112,11 +114,10 @@ class StackedMLP(nn.Module):
             if i < len(hidden) and norm != "none":
                 self.gammas.append(nn.Parameter(torch.ones(num_models, 1, fan_out, dtype=dtype)))
                 self.betas.append(nn.Parameter(torch.zeros(num_models, 1, fan_out, dtype=dtype)))
-                if norm in ("bn", "brn"):
-                    self.register_buffer(f"running_mean{i}",
-                                         torch.zeros(num_models * fan_out, dtype=dtype))
-                    self.register_buffer(f"running_var{i}",
-                                         torch.ones(num_models * fan_out, dtype=dtype))
+                if norm in ("bn", "brn", "bgn"):
+                    stats = num_models * (num_groups if norm == "bgn" else fan_out)
+                    self.register_buffer(f"running_mean{i}", torch.zeros(stats, dtype=dtype))
+                    self.register_buffer(f"running_var{i}", torch.ones(stats, dtype=dtype))
 
     @property
     def num_hidden(self) -> int:
@@ -153,6 +154,12 @@ class StackedMLP(nn.Module):
                 flat = batch_renorm(flat, *stats, training=self.training,
                                     momentum=self.momentum, eps=self.eps, rmax=self.rmax,
                                     dmax=self.dmax)
+            h = flat.reshape(b, m, w).transpose(0, 1)
+        elif self.norm == "bgn":                                   # (B, M G, W / G)
+            flat = h.transpose(0, 1).reshape(b, m * self.num_groups, w // self.num_groups)
+            flat = F.batch_norm(flat, getattr(self, f"running_mean{i}"),
+                                getattr(self, f"running_var{i}"), None, None, self.training,
+                                self.momentum, self.eps)
             h = flat.reshape(b, m, w).transpose(0, 1)
         elif self.norm == "ln":
             h = F.layer_norm(h, (w,), eps=self.eps)
