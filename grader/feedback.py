@@ -23,6 +23,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from . import assignment as assignments
+from . import catalog  # noqa: F401  (the catalog's messages are public text)
 
 MAX_TEXT = 5000
 MAX_TRACEBACK_LINES = 30
@@ -145,7 +146,11 @@ def secret_lines(root: Path) -> set[str]:
         a = assignments.load(root, name)
         secret |= {normalize(ln) for ln in a.solution_lines | a.hidden_lines}
         visible += [normalize(ln) for ln in a.visible_lines]
-    # A line that students see anyway, alone or inside a longer line, is no secret.
+    # A line that students see anyway, alone or inside a longer line, is no secret: the
+    # releases, and the catalog's messages (which quote code to explain a mistake).
+    from normcore.grading import CATALOG
+
+    visible += [normalize(m.message) for m in CATALOG]
     public = "\n".join(visible)
     return {ln for ln in secret if len(ln) >= MIN_SECRET and ln not in public}
 

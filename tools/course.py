@@ -427,6 +427,31 @@ def _up_to_date(api, student: str, name: str) -> bool:
     return new is None or old is None or new <= old
 
 
+#: The most a submission folder may hold; a larger one is not graded (the instructor is told).
+MAX_SUBMISSION_BYTES = 100 << 20
+
+
+def inspect_submission(folder: Path) -> str | None:
+    """Why a submission folder must not be graded, or None.
+
+    nbgrader copies a submission's files as the instructor before any sandbox exists, so a
+    symbolic link (to the gradebook, to solutions/) or a special file would be followed
+    there. Such submissions, and oversized ones, are refused and reported, never altered.
+    """
+    total = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            return f"it contains a symbolic link ({path.relative_to(folder)})"
+        if not (path.is_file() or path.is_dir()):
+            return f"it contains a special file ({path.relative_to(folder)})"
+        if path.is_file():
+            total += path.stat().st_size
+    if total > MAX_SUBMISSION_BYTES:
+        return (f"it holds {total / 2**20:.0f} MiB, more than "
+                f"{MAX_SUBMISSION_BYTES / 2**20:.0f} MiB")
+    return None
+
+
 def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) -> int:
     """Autograde every submission in ``submitted/`` (or the selected ones); failures of one
     submission do not stop the others. Returns the number of submissions nbgrader could not
@@ -456,6 +481,12 @@ def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) ->
             kept += 1
             print(f"autograde {sid}/{name}: up to date, kept {_score(api, sid, name)} "
                   f"(--force to regrade)")
+            continue
+        problem = inspect_submission(root / "submitted" / sid / name)
+        if problem is not None:
+            failed += 1
+            print(f"autograde {sid}/{name}: FAILED, not graded: {problem}; ask the student "
+                  f"to resubmit without it")
             continue
         start = time.perf_counter()
         result = api.autograde(name, sid, force=True, create=True)
