@@ -6,7 +6,8 @@ accounts, created for the test and removed afterwards, run nbgrader's own
 ``fetch_assignment``, ``submit`` and ``fetch_feedback`` as themselves. One submits twice
 (the latest counts), one after the due date (a late penalty applies), one the blank
 release. The exchange's permissions keep students out of each other's submissions and
-feedback, and a submission one student writes in another's name is not collected.
+feedback; a submission one student writes in another's name, or one holding a symbolic
+link, is not collected.
 
 Needs root (to create the accounts), as in CI; skipped otherwise.
 """
@@ -284,10 +285,21 @@ def test_release_submit_collect_grade_return(setting):
         "os.mkdir(d)\n"
         f"shutil.copy({str(students.home(carol) / A / f'{A}.ipynb')!r}, d)\n"
         "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')\n"))
+    # ... and one of her own holding a link to the instructor's solutions: not collected.
+    linked = f"{carol}+{A}+2099-01-02 00:00:00.000000 UTC+linked"
+    students.python(carol, (
+        "import os, shutil\n"
+        f"d = os.path.join({str(inbound)!r}, {linked!r})\n"
+        "os.mkdir(d)\n"
+        f"shutil.copy({str(students.home(carol) / A / f'{A}.ipynb')!r}, d)\n"
+        f"os.symlink({str(root / 'solutions' / f'{A}.py')!r}, os.path.join(d, 'notes.txt'))\n"
+        "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-02 00:00:00.000000 UTC')\n"))
     out = instructor(root, students, "collect", expect=1)
     assert f"SKIPPED {forged!r}: it names another student than its owner, {carol}" in out
+    assert f"SKIPPED {linked!r}: it contains a symbolic link (notes.txt)" in out
     assert "0 new, 0 updated, 4 unchanged" in out
     assert (root / "submitted" / alice / A / f"{A}.ipynb").read_bytes() == alice_before
+    assert not (root / "submitted" / carol / A / "notes.txt").exists()
 
 
 # ------------------------------------------------------------ without an exchange, due dates

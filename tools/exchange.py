@@ -161,10 +161,10 @@ def collect(root: Path, wanted=(), before_duedate=False) -> int:
             app.update = True
             app.before_duedate = before_duedate
             result = _run(api, app)
-        for filename, owner in getattr(app, "forged", []):
+        for filename, why in getattr(app, "forged", []):
             problems += 1
-            print(f"collect  {name}: SKIPPED {filename!r}: it names another student than its "
-                  f"owner, {owner}; left in the exchange (delete it once you have looked)")
+            print(f"collect  {name}: SKIPPED {filename!r}: {why}; left in the exchange "
+                  f"(delete it once you have looked)")
         if not result["success"]:
             problems += 1
             print(f"collect  {name}: FAILED\n      {course._fail(result)}")
@@ -185,14 +185,36 @@ def collect(root: Path, wanted=(), before_duedate=False) -> int:
     return problems
 
 
+def _odd_file(path: str) -> str | None:
+    """A symbolic link or special file in a submission folder of the exchange, or None.
+
+    ``nbgrader submit`` copies regular files only; such an entry was put there by hand, and
+    collect, which runs as the instructor, would follow a link to the instructor's files.
+    """
+    import os
+
+    if os.path.islink(path):
+        return "it is a symbolic link"
+    for folder, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            full = os.path.join(folder, entry)
+            if os.path.islink(full):
+                return f"it contains a symbolic link ({os.path.relpath(full, path)})"
+            if not (os.path.isfile(full) or os.path.isdir(full)):
+                return f"it contains a special file ({os.path.relpath(full, path)})"
+    return None
+
+
 def _genuine(collect_class):
     """nbgrader's collect for the directory exchange, except that a submission owned by
-    another user than the student its name gives is skipped and reported, not collected.
+    another user than the student its name gives, or holding a symbolic link or special
+    file, is skipped and reported, not collected.
 
     The inbound folder is writable by every student, and nbgrader's own collect only warns
-    about such a submission while it replaces the named student's work. Off with
-    ``c.ExchangeCollect.check_owner = False`` (an exchange where every student has the same
-    uid, which cannot keep students apart anyway); other exchanges are used as they are.
+    about such a submission while it replaces the named student's work. The owner check is
+    off with ``c.ExchangeCollect.check_owner = False`` (an exchange where every student has
+    the same uid, which cannot keep students apart anyway); other exchanges are used as
+    they are.
     """
     import glob
     import os
@@ -209,22 +231,24 @@ def _genuine(collect_class):
         def init_src(self):
             super().init_src()
             self.forged = []
-            if not self.check_owner:
-                return
             student = self.coursedir.student_id or "*"
             pattern = os.path.join(self.inbound_path,
                                    f"{student}+{self.coursedir.assignment_id}+*")
             records = []
             for path in sorted(glob.glob(pattern)):
                 record = self._path_to_record(path)
+                uid = os.lstat(path).st_uid
                 try:
-                    owner = pwd.getpwuid(os.stat(path).st_uid).pw_name
+                    owner = pwd.getpwuid(uid).pw_name
                 except KeyError:
-                    owner = f"uid {os.stat(path).st_uid}"
-                if owner == record["username"]:
-                    records.append(record)
+                    owner = f"uid {uid}"
+                if self.check_owner and owner != record["username"]:
+                    self.forged.append((record["filename"], f"it names another student than "
+                                                            f"its owner, {owner}"))
+                elif (odd := _odd_file(path)) is not None:
+                    self.forged.append((record["filename"], odd))
                 else:
-                    self.forged.append((record["filename"], owner))
+                    records.append(record)
             chosen = []
             for group in groupby(records, lambda r: r["username"]).values():
                 ordered = self._sort_by_timestamp(group)
