@@ -732,8 +732,9 @@ def check_example(
         want[label] = np.asarray(value) if isinstance(value, list | tuple) else value
     unchanged = []
     for nm, value in list(zip(names, args)) + list(kwargs.items()):
-        if (isinstance(value, np.ndarray) and nm not in expected and nm not in modifies
-                and nm not in parts):
+        # (an argument named like a returned value, fold_batch_norm's weight, is still tracked)
+        if (isinstance(value, np.ndarray) and nm not in modifies
+                and (nm in parts or nm not in expected)):
             want[_after(nm)] = value.copy()
             unchanged.append(nm)
     _compare(student_fn, args, kwargs, names, desc, want, name=name, returns=returns,
@@ -907,9 +908,16 @@ def check_gradient(
              f"{'does' if len(wrong) == 1 else 'do'} not match the numerical gradient of your "
              f"forward (relative error {errors[first]:.2e}, should be below {tol:.0e}, on "
              f"{desc})."]
+    entry = GRADED.get(forward_name)
+    problem = None if entry is None or entry.kind != "function" else _forward_problem(
+        forward, entry.reference, args, kwargs, forward_name=forward_name, forbidden=forbidden,
+        time_limit=time_limit)
     if causes:
         lines += [f"Likely cause: {c}" for c in causes]
-    else:
+    if problem is not None:
+        lines.append(f"But {problem}: your backward may be right for the correct forward. Fix "
+                     f"{forward_name} first (see its test), then run this test again.")
+    elif not causes:
         lines.append("Differentiate your forward again, step by step.")
     raise AssertionError(" ".join(lines))
 
@@ -964,8 +972,10 @@ def check_backward(
     give the reference's gradients (a difference is explained with the catalog). Where the
     forward is wrong (or fails), the backward passes if it still gives the reference's
     gradients or if it is the gradient of the student's own forward (centered differences,
-    as :func:`check_gradient`); otherwise the message names the forward as the dependency to
-    fix first.
+    as :func:`check_gradient`); failing both, and when the input has an ``eps``, it is graded
+    with ``eps = 0`` where the forward is right there (a forward that adds eps in the wrong
+    place is right without it, and the backward should not pay for it); otherwise the message
+    names the forward as the dependency to fix first.
     """
     __tracebackhide__ = True
     kwargs = {} if kwargs is None else dict(kwargs)
@@ -992,6 +1002,13 @@ def check_backward(
         return
     except AssertionError as exc:
         detail = str(exc)
+    if kwargs.get("eps"):
+        without_eps = {**kwargs, "eps": 0.0}
+        if _forward_problem(forward, reference_forward, forward_args, without_eps,
+                            forward_name=forward_name, forbidden=forbidden,
+                            time_limit=time_limit) is None:
+            check_against_reference(student, reference, args, without_eps, **options)
+            return
     raise AssertionError(
         f"{name} cannot be graded on its own here: {problem}. This test runs your backward on "
         f"the cache of your {forward_name}, and your backward is neither the gradient of your "

@@ -80,9 +80,18 @@ def _first_float_array(args) -> int | None:
     return None
 
 
+def _copied(result):
+    if isinstance(result, np.ndarray):
+        return result.copy()
+    if isinstance(result, tuple):
+        return tuple(_copied(r) for r in result)
+    return result
+
+
 def _modifying_mutant(flawless):
     def modifying(*args, **kwargs):
-        result = flawless(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        # in-place updates (running stats) as they should be; the result never aliases an input
+        result = _copied(flawless(*args, **kwargs))
         i = _first_float_array(args)
         if i is not None:
             a = args[i]
