@@ -85,8 +85,7 @@ def saturation_fraction(h, threshold: float = 0.99) -> np.ndarray:
         Activations of one layer for ``N`` examples. Further dimensions (channels, pixels)
         are kept: the result has shape ``h.shape[1:]``.
     threshold : float, in (0, inf)
-        :math:`t`; 0.99 for :math:`\tanh`, 0.99 or 0.01 distance from 0 and 1 for a
-        sigmoid would need ``abs(2 * h - 1)``.
+        :math:`t`. For a sigmoid, whose outputs saturate at 0 and 1, pass ``2 * h - 1``.
 
     Returns
     -------
