@@ -240,7 +240,7 @@ grading.check_against_reference(batch_norm_forward, _ref.batch_norm_forward,
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 2. Batch normalization: backward pass (7 points)
+# ## 2. Batch normalization: backward pass (4 points)
 #
 # Write the forward pass as a chain of simple steps, per channel:
 # $\mu \to x_c = x - \mu \to \sigma^2 = \operatorname{mean}(x_c^2) \to

@@ -111,6 +111,18 @@ def _cell_id(cell, used: set) -> str:
     return cid
 
 
+_HEADING = re.compile(r"^(#{1,6})\s+(.+)$", re.MULTILINE)
+_SECTION_POINTS = re.compile(r"\((\d+(?:\.\d+)?) points?\)\s*$")
+
+
+def _check_section(source: Path, section: list) -> None:
+    """A heading that states its points must head graded cells worth exactly that."""
+    _, title, stated_points, found = section
+    if stated_points != found:
+        raise CourseError(f"{source.name}: section '{title}' states {stated_points:g} points, "
+                          f"its graded cells add up to {found:g}")
+
+
 def build_notebook(source: Path) -> nbformat.NotebookNode:
     """Read ``solutions/<a>.py`` and return the nbgrader source notebook, after checks.
 
@@ -121,6 +133,7 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
     nb = jupytext.read(source, fmt="py:percent")
     cells, ids, total = [], set(), 0.0
     stated = None
+    sections: list[list] = []  # [heading level, title, stated points, points of its cells]
     for i, cell in enumerate(nb.cells):
         meta = dict(cell.metadata)
         kind = meta.pop("nbgrader", None)
@@ -137,6 +150,13 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
             found = _TOTAL.search(text)
             if found:
                 stated = float(found.group(1))
+            for heading in _HEADING.finditer(text):
+                level, title = len(heading.group(1)), heading.group(2).strip()
+                while sections and sections[-1][0] >= level and len(sections[-1]) == 4:
+                    _check_section(source, sections.pop())
+                points_stated = _SECTION_POINTS.search(title)
+                if points_stated:
+                    sections.append([level, title, float(points_stated.group(1)), 0.0])
         else:
             new = nbformat.v4.new_code_cell(text)
         if kind is None:
@@ -166,10 +186,14 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
             if graded:
                 new.metadata["nbgrader"]["points"] = points
                 total += float(points)
+                if sections:
+                    sections[-1][3] += float(points)
         if kind in ("readonly", "tests"):
             new.metadata.update({"deletable": False, "editable": False})
         new["id"] = ""
         cells.append(new)
+    while sections:
+        _check_section(source, sections.pop())
     used_ids: set[str] = set()
     for cell in cells:
         cell["id"] = _cell_id(cell, used_ids)
@@ -263,8 +287,13 @@ def _environment() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-def _api(root: Path, unsafe: bool = False):
-    """An NbGraderAPI for the course root, configured by its nbgrader_config.py."""
+def _api(root: Path, unsafe: bool = False, *, db: Path | None = None,
+         autograded: Path | None = None, precomputed: Path | None = None):
+    """An NbGraderAPI for the course root, configured by its nbgrader_config.py.
+
+    ``db`` and ``autograded`` redirect the gradebook and the autograded folder (a worker of a
+    parallel autograde); ``precomputed`` makes autograde take the outputs workers wrote there
+    instead of running anything (grader.parallel)."""
     import logging
 
     from nbgrader.apps import NbGraderAPI
@@ -282,6 +311,19 @@ def _api(root: Path, unsafe: bool = False):
     if unsafe:
         config.TrustedChecks.unsafe = True
         config.SandboxedKernelManager.unsafe = True
+    if db is not None:
+        config.CourseDirectory.db_url = f"sqlite:///{db}"
+    if autograded is not None:
+        config.CourseDirectory.autograded_directory = str(autograded)
+    if precomputed is not None:
+        from grader.kernel import SandboxedExecute
+        from grader.parallel import Precomputed
+        from grader.trusted import TrustedChecks
+
+        steps = [s for s in config.Autograde.autograde_preprocessors if s is not TrustedChecks]
+        config.Autograde.autograde_preprocessors = [
+            Precomputed if s is SandboxedExecute else s for s in steps]
+        config.Precomputed.directory = str(precomputed)
     coursedir = CourseDirectory(config=config)
     quiet = logging.getLogger("traitlets")
     level = quiet.level
@@ -452,7 +494,76 @@ def inspect_submission(folder: Path) -> str | None:
     return None
 
 
-def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) -> int:
+def _grade_in_scratch(root: str, name: str, sid: str, unsafe: bool, scratch: str,
+                     snapshot: str) -> tuple[bool, str, float]:
+    """A parallel worker: grade one submission against a private copy of the gradebook,
+    writing its autograded notebook under ``scratch``; the parent imports the result."""
+    import contextlib
+    import io
+
+    own_db = Path(scratch) / ".gradebooks" / f"{sid}--{name}.db"
+    own_db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(snapshot, own_db)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = _api(Path(root), unsafe, db=own_db, autograded=Path(scratch))
+        result = api.autograde(name, sid, force=True, create=True)
+    own_db.unlink(missing_ok=True)
+    return bool(result["success"]), "" if result["success"] else _fail(result), (
+        time.perf_counter() - start)
+
+
+def _autograde_parallel(root: Path, api, todo, jobs: int, unsafe: bool) -> int:
+    """Grade ``todo`` [(student, assignment)] with ``jobs`` workers; the gradebook is written
+    here only, one submission at a time, by nbgrader (grader.parallel)."""
+    import multiprocessing
+    import sqlite3
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    failed = 0
+    scratch = Path(tempfile.mkdtemp(prefix="autograde-parallel-"))
+    snapshot = scratch / "gradebook-snapshot.db"
+    try:
+        # A consistent copy of the gradebook (assignments, cells, points) for the workers.
+        source = sqlite3.connect(api.coursedir.db_url.removeprefix("sqlite:///"))
+        target = sqlite3.connect(snapshot)
+        source.backup(target)
+        source.close()
+        target.close()
+        importer = _api(root, unsafe, precomputed=scratch)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool, tqdm(
+                total=len(todo), unit="notebook", desc="autograde", file=sys.stderr,
+                dynamic_ncols=True) as bar:
+            futures = {pool.submit(_grade_in_scratch, str(root), name, sid, unsafe,
+                                   str(scratch), str(snapshot)): (sid, name)
+                       for sid, name in todo}
+            for future in as_completed(futures):
+                sid, name = futures[future]
+                bar.update(1)
+                try:
+                    ok, why, seconds = future.result()
+                except Exception as exc:  # a worker process died: this submission only
+                    ok, why, seconds = False, f"the grading process failed: {exc}", 0.0
+                if ok:
+                    result = importer.autograde(name, sid, force=True, create=True)
+                    ok, why = bool(result["success"]), "" if result["success"] else _fail(
+                        result)
+                if not ok:
+                    failed += 1
+                    tqdm.write(f"autograde {sid}/{name}: FAILED ({seconds:.1f} s)\n      {why}")
+                    continue
+                tqdm.write(f"autograde {sid}/{name}: {_score(api, sid, name)} "
+                           f"({seconds:.1f} s)")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return failed
+
+
+def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False,
+              jobs: int = 1) -> int:
     """Autograde every submission in ``submitted/`` (or the selected ones); failures of one
     submission do not stop the others. Returns the number of submissions nbgrader could not
     process.
@@ -476,6 +587,7 @@ def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) ->
     for name in sorted({a for _, a in pairs}):
         _ensure_in_gradebook(api, name)
     failed = kept = 0
+    todo = []
     for sid, name in pairs:
         if not force and _up_to_date(api, sid, name):
             kept += 1
@@ -488,6 +600,11 @@ def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False) ->
             print(f"autograde {sid}/{name}: FAILED, not graded: {problem}; ask the student "
                   f"to resubmit without it")
             continue
+        todo.append((sid, name))
+    if jobs > 1 and len(todo) > 1:
+        failed += _autograde_parallel(root, api, todo, jobs, unsafe)
+        todo = []
+    for sid, name in todo:
         start = time.perf_counter()
         result = api.autograde(name, sid, force=True, create=True)
         seconds = time.perf_counter() - start
@@ -679,6 +796,8 @@ def main(argv=None) -> int:
                            help="regrade submissions that are already autograded")
             p.add_argument("--unsafe-no-sandbox", action="store_true",
                            help="run student code WITHOUT the sandbox (only for trusted code)")
+            p.add_argument("--jobs", "-j", type=int, default=1,
+                           help="grade this many submissions at once (each in its sandbox)")
     p = sub.add_parser("grades")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grades/)")
     p.add_argument("--roster", type=Path, help="LMS roster CSV: also write canvas_grades.csv")
@@ -709,8 +828,10 @@ def main(argv=None) -> int:
         elif args.command == "release":
             release(root, args.assignments)
         elif args.command == "autograde":
+            if args.jobs < 1:
+                raise CourseError(f"--jobs must be at least 1, got {args.jobs}")
             return 1 if autograde(root, args.assignments, args.student, args.force,
-                                  args.unsafe_no_sandbox) else 0
+                                  args.unsafe_no_sandbox, args.jobs) else 0
         elif args.command == "feedback":
             return 1 if feedback(root, args.assignments, args.student) else 0
         elif args.command == "grades":
