@@ -13,7 +13,7 @@ MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c
 MATHJAX_ROOT := $(VENV)/share/book-extra
 MATHJAX := $(MATHJAX_ROOT)/_static/mathjax/tex-mml-chtml.js
 
-.PHONY: install test book bench lint clean mathjax browser
+.PHONY: install test book bench lint clean mathjax browser sandbox
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ $(MATHJAX):
 	rm -rf $(MATHJAX_ROOT)/package $(MATHJAX_ROOT)/mathjax-$(MATHJAX_VERSION).tgz
 
 mathjax: $(MATHJAX)
+
+# Bubblewrap, the sandbox that student code runs in when autograding (Debian's package);
+# `make autograde` refuses to run student code without it (see solutions/README.md).
+sandbox:
+	command -v bwrap > /dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap)
 
 # Headless Chromium for the browser checks in tests/test_book.py (Debian's package).
 browser:
@@ -69,7 +75,7 @@ release: install
 	$(COURSE) publish $(ASSIGNMENT)
 
 autograde: install
-	$(COURSE) autograde $(ASSIGNMENT) $(if $(FORCE),--force)
+	$(COURSE) autograde $(ASSIGNMENT) $(if $(FORCE),--force) $(if $(JOBS),--jobs $(JOBS))
 
 feedback: install
 	$(COURSE) feedback $(ASSIGNMENT)

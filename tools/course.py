@@ -547,10 +547,11 @@ def _autograde_parallel(root: Path, api, todo, jobs: int, unsafe: bool) -> int:
                     ok, why, seconds = future.result()
                 except Exception as exc:  # a worker process died: this submission only
                     ok, why, seconds = False, f"the grading process failed: {exc}", 0.0
-                if ok:
-                    result = importer.autograde(name, sid, force=True, create=True)
-                    ok, why = bool(result["success"]), "" if result["success"] else _fail(
-                        result)
+                # nbgrader records the submission in the gradebook even when it fails, as a
+                # serial run would: import whatever the worker left.
+                result = importer.autograde(name, sid, force=True, create=True)
+                if not result["success"]:
+                    ok, why = False, why or _fail(result)
                 if not ok:
                     failed += 1
                     tqdm.write(f"autograde {sid}/{name}: FAILED ({seconds:.1f} s)\n      {why}")
