@@ -79,7 +79,8 @@ def _printed_text(nb) -> str:
                 parts.append(output.get("text", ""))
             elif "data" in output:
                 parts.append(output["data"].get("text/plain", ""))
-    return "".join(parts)
+    # one output per line: a figure's text/plain has no final newline
+    return "\n".join(parts)
 
 
 @pytest.mark.slow
