@@ -414,3 +414,23 @@ def test_activation_statistics_defaults_and_optional_fields():
     np.testing.assert_array_equal(r.stds, a.stds)
     b = activation_statistics(num_layers=2, width=10, num_samples=20, rng=1)
     assert not np.array_equal(r.stds, b.stds)
+
+
+def test_gradient_of_saturated_tanh_grows_by_sqrt_n_var_w_e_dtanh2_not_sqrt_n():
+    """N(0, 1) weights, 500 tanh units: the gradient grows by about 3.5 per layer, not 22.
+
+    For z ~ N(0, s^2) with s >> 1, E[sech^2 z] ~ 2 / (s sqrt(2 pi)) and
+    E[sech^4 z] ~ (4/3) / (s sqrt(2 pi)) (the integrals of sech^2 and sech^4 are 2 and 4/3).
+    The forward fixed point is s^2 = n E[tanh^2 z] = n (1 - E[sech^2 z]), and the backward
+    factor per layer is sqrt(n Var[w] E[tanh'(z)^2]) = sqrt(n E[sech^4 z]).
+    """
+    n = 500
+    s = math.sqrt(n)
+    for _ in range(50):
+        s = math.sqrt(n * (1 - 2 / (s * math.sqrt(2 * math.pi))))
+    factor = math.sqrt(n * (4 / 3) / (s * math.sqrt(2 * math.pi)))
+    stats = activation_statistics(10, n, 1000, init="normal", scale=1.0, nonlinearity="tanh",
+                                  rng=0, backward=True)
+    measured = (stats.grad_stds[0] / stats.grad_stds[-1]) ** (1 / 9)
+    assert measured == pytest.approx(factor, rel=0.02)
+    assert measured < math.sqrt(n) / 5
