@@ -68,6 +68,7 @@ def with_mutant(functions: dict, mistake, function: str) -> dict:
         def mutant_backward(dout, cache):
             return mutant(dout, *cache.inputs[0], **cache.inputs[1])
 
+        recording_forward.__name__, mutant_backward.__name__ = forward, function
         fns[forward], fns[function] = recording_forward, mutant_backward
     elif function.endswith("_forward"):
         solution = fns[function]
@@ -76,6 +77,7 @@ def with_mutant(functions: dict, mistake, function: str) -> dict:
             _, cache = solution(*copy.deepcopy(args), **copy.deepcopy(kwargs))
             return mutant(*args, **kwargs)[0], cache
 
+        mutant_forward.__name__ = function  # as the student's function is named
         fns[function] = mutant_forward
     else:
         fns[function] = mutant

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from grader import assignment as assignments
@@ -156,6 +157,9 @@ assert f() == 1
      "unbalanced hidden-test markers"),
     (lambda s: s.replace('nbgrader="answer"', 'nbgrader="solution"'), "expected one of"),
     (lambda s: s.replace('nbgrader="answer" ', ""), "grade_id/points given without"),
+    (lambda s: s.replace('# %% nbgrader="answer"', '# %% [markdown]\n# ## 1. f (3 points)\n\n'
+                                                    '# %% nbgrader="answer"'),
+     r"section '1. f \(3 points\)' states 3 points, its graded cells add up to 2"),
 ])
 def test_build_checks_the_template(tmp_path, edit, message):
     source = tmp_path / "99_example.py"
@@ -485,3 +489,117 @@ def test_nbgrader_validate_passes_the_solution_and_fails_the_release(tmp_path, n
     assert "failed" not in validator.validate(str(solved))
     failed = validator.validate(str(release)).get("failed", [])
     assert len(failed) == len(graded_cells(read(source_of(name))))
+
+
+# ------------------------------------------------- feedback that is right (each function alone)
+
+sys.path.insert(0, str(ROOT / "bench"))
+import coverage_report  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_visible_tests_catch_most_mistakes(name):
+    """A student who passes the visible tests has fixed at least 80% of the catalog's mistakes
+    (make coverage-report prints the table); all tests together catch every one."""
+    row = coverage_report.coverage(name)
+    assert row["visible"] >= coverage_report.THRESHOLD * row["mutants"], (
+        f"{name}: the visible tests catch {row['visible']} of {row['mutants']} mistakes; "
+        f"missed: {row['missed_visible']}")
+    assert row["all"] == row["mutants"], row["missed_all"]
+
+
+def _graded_name(test):
+    return set(re.findall(r'name="(\w+)"', test.full))
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_each_mistake_costs_only_its_own_function_and_every_cause_named_is_its_own(name):
+    """Each catalog mutant, alone among correct functions, fails only test cells that grade
+    its function, or cells that by the instructions build on it when the message names it;
+    every cause a failing cell names is a mistake of that function (no other, inert one)."""
+    a = assignments.load(ROOT, name)
+    functions = functions_of(read(source_of(name)))
+    problems = []
+    for mistake, function in coverage_report.mutants_of(name, functions):
+        fns = coverage_report.with_mutant(functions, mistake, function)
+        own = {m.message for m in grading.mistakes_for(function)} | {grading.DTYPE_MESSAGE}
+        for gid, message in trusted.run_tests(a, trusted.functions_provider(fns)).items():
+            if message is None:
+                continue
+            graded = _graded_name(a.test(gid))
+            if function not in graded and function not in message:
+                problems.append(f"{mistake.key}: {gid} fails without naming {function}: "
+                                f"{message[:200]}")
+            named = {m.message for m in grading.CATALOG if m.message in message}
+            if named - own:
+                problems.append(f"{mistake.key}: {gid} names causes of other functions: "
+                                f"{[m.key for m in grading.CATALOG if m.message in named - own]}")
+    assert not problems, "\n".join(problems)
+
+
+def _with_source_edit(name, function, old, new):
+    """The solution's functions with one line of ``function`` rewritten as a student might."""
+    nb = perfect_submission(name)
+    cell = next(c for c in nb.cells if meta(c).get("grade_id") == function)
+    assert old in cell.source, old
+    return functions_of(with_cell(nb, function, cell.source.replace(old, new)))
+
+
+def test_a_wrong_staged_backward_costs_nothing_to_a_correct_closed_form():
+    fns = _with_source_edit(A, "batch_norm_backward",
+                            "dx = dxhat * r + 2 / m * dvar * xc + dmu / m", "dx = dxhat * r")
+    result = verdicts(A, fns)
+    assert result["test_batch_norm_backward_alt"] is None, result["test_batch_norm_backward_alt"]
+    assert grading.get_mistake("bn_backward_no_stat_terms").message in (
+        result["test_batch_norm_backward"])
+    assert [g for g, m in result.items() if m] == ["test_batch_norm_backward"]
+
+
+def test_a_forward_bug_costs_only_the_forward_cells():
+    """sqrt(var) + eps in the forward (and so in its cache): the backward cells, correct code,
+    keep their points; the forward's cells name the mistake."""
+    fns = _with_source_edit(A, "batch_norm_forward", "inv_std = 1 / np.sqrt(var + eps)",
+                            "inv_std = 1 / (np.sqrt(var) + eps)")
+    result = verdicts(A, fns)
+    failed = sorted(g for g, m in result.items() if m)
+    assert failed == ["test_batch_norm_forward", "test_batch_norm_running_stats",
+                      "test_batch_norm_spatial"], result
+    eps_message = grading.get_mistake("bn_eps_outside_sqrt").message
+    assert all(eps_message in result[g] for g in failed)
+
+
+def test_a_backward_on_an_unimplemented_forward_names_the_forward():
+    fns = functions_of(read(source_of(A)))
+    fns["batch_norm_forward"] = functions_of(read(release_of(A)))["batch_norm_forward"]
+    result = verdicts(A, fns)
+    for gid in ("test_batch_norm_backward", "test_batch_norm_backward_alt"):
+        assert "batch_norm_forward" in result[gid] and "not implemented" in result[gid], (
+            result[gid])
+
+
+def test_adam_that_never_writes_its_moments_back_is_told_so_and_nothing_false():
+    """The reported case: four wrong causes (eps inside the root with eps = 0, decay on the
+    update with weight_decay = 0, AMSGrad's max with amsgrad = False, w changed in place) and
+    not the true one."""
+    name = "05_optimizers"
+
+    def adam(w, dw, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+             amsgrad=False):  # m and v computed from the state but never stored back
+        beta1, beta2 = betas
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(w), exp_avg_sq=np.zeros_like(w))
+        state["step"] += 1
+        t = state["step"]
+        g = dw + weight_decay * w
+        m = beta1 * state["exp_avg"] + (1 - beta1) * g
+        v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+        return w - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+
+    fns = {**functions_of(read(source_of(name))), "adam": adam}
+    a = assignments.load(ROOT, name)
+    message = trusted.run_tests(a, trusted.functions_provider(fns), {"test_adam"},
+                                visible_only=True)["test_adam"]
+    assert "never stores the new values back" in message, message
+    for key in ("adam_eps_inside_sqrt", "adam_decay_on_update", "adam_amsgrad_max_of_corrected",
+                "adam_in_place"):
+        assert grading.get_mistake(key).message not in message, key
