@@ -122,7 +122,56 @@ class SanitizeFeedback(NbGraderPreprocessor):
             cells.append(nbformat.v4.new_markdown_cell(
                 f"*{added} code cell(s) you added are not shown in this feedback.*"))
         nb.cells = cells
+        mark_pending(nb, pending_manual(resources, nb))
         return nb, resources
+
+
+PENDING = "pending manual grading"
+
+
+def pending_manual(resources, nb) -> dict[str, float]:
+    """``{grade_id: points}`` of the written answers not graded by hand yet (gradebook)."""
+    info = resources.get("nbgrader", {})
+    manual = [c for c in nb.cells if c.cell_type == "markdown" and _meta(c).get("grade")]
+    if not manual or not info.get("db_url") or not info.get("student"):
+        return {}
+    from nbgrader.api import Gradebook, MissingEntry
+
+    pending = {}
+    with Gradebook(info["db_url"]) as gb:
+        for cell in manual:
+            meta = _meta(cell)
+            try:
+                grade = gb.find_grade(meta["grade_id"], info["notebook"], info["assignment"],
+                                      info["student"])
+            except MissingEntry:
+                continue
+            if grade.score is None:
+                pending[meta["grade_id"]] = float(grade.max_score or meta.get("points") or 0)
+    return pending
+
+
+def mark_pending(nb, pending: dict[str, float]) -> None:
+    """Show written answers awaiting manual grading as pending, not as "Score: 0.0 / N".
+
+    nbgrader's feedback template prints a score for every graded cell (an ungraded one as
+    0.0); a pending answer is therefore shown as a plain cell that says it is pending, and a
+    note at the top says that the total does not count it yet.
+    """
+    if not pending:
+        return
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if cell.cell_type == "markdown" and meta.get("grade_id") in pending:
+            points = pending[meta["grade_id"]]
+            meta = {**meta, "grade": False, "pending_manual": True}
+            cell.metadata["nbgrader"] = meta
+            cell.source = (f"**Written answer: {PENDING} ({points:g} points).** Not graded "
+                           f"yet; the score above does not count it.\n\n" + cell.source)
+    total = sum(pending.values())
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"**{total:g} points {PENDING}**: the written answers are graded by hand later; the "
+        f"score above counts the automatically graded tests only (pending is not zero)."))
 
 
 # ---------------------------------------------------------------------------- leak check

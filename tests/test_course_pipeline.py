@@ -20,7 +20,7 @@ import pytest
 
 from grader import assignment as assignments
 from grader import trusted
-from grader.feedback import html_text, leaks, secret_lines
+from grader.feedback import html_text, leaks, mark_pending, secret_lines
 from normcore import grading
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -463,6 +463,10 @@ def test_instructor_workflow(course_root, capsys):
         assert "default_rng(4041)" not in html_text(page)
     page = html_text((root / "feedback" / "mutant-forward" / A / f"{A}.html").read_text())
     assert grading.get_mistake("bn_unbiased_batch_var").message in " ".join(page.split())
+    # The written answer is not graded yet: pending, not "Score: 0.0 / 4.0".
+    page = " ".join(html_text((root / "feedback" / "solution" / A / f"{A}.html").read_text())
+                    .split())
+    assert "pending manual grading" in page and "Score: 0.0 / 4.0" not in page
 
     # Grades: a CSV row per submission and a histogram.
     assert course.main(["--root", str(root), "grades"]) == 0
@@ -603,3 +607,20 @@ def test_adam_that_never_writes_its_moments_back_is_told_so_and_nothing_false():
     for key in ("adam_eps_inside_sqrt", "adam_decay_on_update", "adam_amsgrad_max_of_corrected",
                 "adam_in_place"):
         assert grading.get_mistake(key).message not in message, key
+
+
+def test_feedback_shows_a_pending_written_answer_as_pending():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Exercise"),
+        nbformat.v4.new_markdown_cell("my answer"), nbformat.v4.new_markdown_cell("graded")])
+    for cell, gid in [(nb.cells[1], "written_answer"), (nb.cells[2], "other")]:
+        cell.metadata["nbgrader"] = {"grade": True, "solution": True, "grade_id": gid,
+                                     "points": 4}
+    mark_pending(nb, {"written_answer": 4.0})
+    assert "4 points pending manual grading" in nb.cells[0].source
+    pending = nb.cells[2]
+    assert not meta(pending)["grade"] and "pending manual grading (4 points)" in pending.source
+    assert "my answer" in pending.source and meta(nb.cells[3])["grade"]
+    before = copy.deepcopy(nb)
+    mark_pending(nb, {})
+    assert nb == before
