@@ -696,9 +696,11 @@ grading.check_against_reference(condition_number, _ref.condition_number,
 # condition number of the training inputs raw, centered, standardized and ZCA-whitened, and
 # of the test inputs whitened with the training statistics.
 #
-# (a) Explain why each step lowers $\kappa$: what does centering remove, what does
-# standardization equalize, and what is left for whitening? What do these numbers mean for
-# the number of gradient-descent iterations of a linear least-squares model on these inputs?
+# (a) Explain why each step lowers $\kappa$ on these inputs: what does centering remove, what
+# does standardization equalize, and what is left for whitening? Does centering lower $\kappa$
+# for every data set? (Try two features with covariance $\Sigma = \operatorname{diag}(1, 0.01)$
+# and mean $\mu = (0, 1)$.) What do the printed numbers mean for the number of
+# gradient-descent iterations of a linear least-squares model on these inputs?
 #
 # (b) The whitened test inputs do not have $\kappa = 1$, and the whitened training inputs not
 # exactly either. Why? Would it be better to fit the whitening on the test set, so that its
@@ -728,7 +730,13 @@ for name, Z in inputs.items():
 # different scales (standard deviations 2, about 0.5 and 0.3) and from the correlation of the
 # first two features. Standardization equalizes the variances ($\kappa \approx 30$), but the
 # correlation (about 0.93) remains: the correlation matrix has eigenvalues $1 \pm 0.93$ in that
-# plane. Whitening removes the correlation too and gives $\kappa \approx 1$. Gradient descent
+# plane. Whitening removes the correlation too and gives $\kappa \approx 1$. Centering lowers
+# $\kappa$ here because the large mean adds a huge eigenvalue along $\mu$ while the other
+# directions keep their small variances; it does not lower $\kappa$ in general. With
+# $\Sigma = \operatorname{diag}(1, 0.01)$ and $\mu = (0, 1)$, $H = \Sigma + \mu\mu^\top =
+# \operatorname{diag}(1, 1.01)$ has $\kappa \approx 1.01$, while the centered $H = \Sigma$ has
+# $\kappa = 100$: the mean had filled the direction of small variance. Only whitening makes the
+# training covariance (close to) the identity whatever the data. Gradient descent
 # on least squares needs about $\kappa \ln(1/\varepsilon)$ iterations: tens of thousands on the
 # raw inputs, about a thousand centered, a few hundred standardized, and one step for
 # whitened inputs (with $\eta = 1$ and $H = I$ the first step lands on the minimum).
