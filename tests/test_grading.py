@@ -74,6 +74,23 @@ def test_every_mutant_fails_with_its_message(mistake, name):
     assert any(mistake.message in msg for msg in messages), messages
 
 
+@pytest.mark.parametrize(("mistake", "name"), ENTRIES, ids=[f"{m.key}-{n}" for m, n in ENTRIES])
+def test_every_cause_named_shows_on_that_input(mistake, name):
+    """A cause is named only when it is true on the input: every mistake a failing check names
+    has a mutant that differs from the reference on that very input."""
+    for args, kwargs in cases(name):
+        try:
+            check(name, mistake.mutant, args, kwargs)
+        except AssertionError as exc:
+            message = str(exc)
+        else:
+            continue
+        for other in grading.mistakes_for(name):
+            if other.message in message and other.message != grading.DTYPE_MESSAGE:
+                with pytest.raises(AssertionError):  # it differs from the reference here
+                    check(name, other.mutant, args, kwargs, mistakes=())
+
+
 def test_two_mistakes_at_once_are_both_named():
     def student(x, gamma, beta, running_mean=None, running_var=None, *, training=True,
                 momentum=0.1, eps=1e-5):
@@ -366,3 +383,131 @@ def test_returned_objects_are_compared_by_attribute():
         grading.check_against_reference(lambda X: (X.mean(0), X.var(0)),
                                         preprocessing.fit_standardize, (x,),
                                         name="fit_standardize", returns=returns, mistakes=())
+
+
+# ------------------------------------------------------- diagnoses that are true (regressions)
+
+
+def _adam_not_writing_back(w, dw, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                           weight_decay=0.0, amsgrad=False):
+    """The reported student: m and v computed from the state but never stored back."""
+    beta1, beta2 = betas
+    if not state:
+        state.update(step=0, exp_avg=np.zeros_like(w), exp_avg_sq=np.zeros_like(w))
+    state["step"] += 1
+    t = state["step"]
+    g = dw + weight_decay * w
+    m = beta1 * state["exp_avg"] + (1 - beta1) * g
+    v = beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g
+    return w - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+
+
+INERT_UNDER_DEFAULTS = ("adam_eps_inside_sqrt", "adam_decay_on_update",
+                        "adam_amsgrad_max_of_corrected", "adam_in_place")
+
+
+def test_inert_mistakes_are_not_named_when_the_state_comes_from_the_student():
+    """The old visible test carried the student's own state from step to step; with eps = 0,
+    weight_decay = 0 and amsgrad = False four inert mistakes reproduced the wrong second step
+    (the mutants, run on the student's wrong state, erred the same way) and were named."""
+    hyper = {"lr": 0.1, "betas": (0.5, 0.5), "eps": 0.0}
+    w, state = np.array([1.0, 1.0]), {}
+    _adam_not_writing_back(w, np.array([1.0, 2.0]), state, **hyper)
+    w = np.array([0.9, 0.9])
+    with pytest.raises(AssertionError) as info:
+        grading.check_example(_adam_not_writing_back, (w, np.array([1.0, -1.0]), state), hyper,
+                              name="adam", returns="new_w", expected={"new_w": [0.8, 0.9]})
+    message = str(info.value)
+    for key in INERT_UNDER_DEFAULTS:
+        assert grading.get_mistake(key).message not in message, key
+
+
+def test_a_trajectory_from_an_empty_state_names_the_true_cause():
+    hyper = {"lr": 0.1, "betas": (0.5, 0.5), "eps": 0.0}
+    with pytest.raises(AssertionError) as info:
+        grading.check_steps(_adam_not_writing_back, np.ones(2), [[1.0, 2.0], [1.0, -1.0]], hyper,
+                            name="adam", expected=[[0.9, 0.9], [0.8, 0.9]])
+    message = str(info.value)
+    assert grading.get_mistake("adam_state_not_written_back").message in message
+    for key in INERT_UNDER_DEFAULTS:
+        assert grading.get_mistake(key).message not in message, key
+
+
+def test_without_a_cause_the_first_differing_step_is_named():
+    def late(w, dw, state, *, lr=0.1):
+        state["t"] = state.get("t", 0) + 1
+        return w - lr * dw * (2.0 if state["t"] == 3 else 1.0)
+
+    with pytest.raises(AssertionError, match=r"first differ at step t = 3 .*at index \(1,\)"):
+        grading.check_steps(late, np.zeros(2), [[0.0, 1.0]] * 3, {"lr": 0.1}, name="sgd",
+                            expected=[[0.0, -0.1], [0.0, -0.2], [0.0, -0.3]], mistakes=())
+
+
+def test_check_example_reports_an_input_modified_in_place():
+    def student(w, dw, state, *, lr, **hyper):
+        w -= lr * dw
+        return w
+
+    w = np.array([1.0, 2.0])
+    with pytest.raises(AssertionError, match="changed its argument w in place"):
+        grading.check_example(student, (w, np.ones(2), {}), {"lr": 0.5}, name="sgd",
+                              returns="new_w", expected={"new_w": [0.5, 1.5]}, mistakes=())
+    np.testing.assert_array_equal(w, [1.0, 2.0])
+
+
+def test_a_float64_bias_on_the_bias_none_path_is_caught_and_named():
+    mutant = grading.get_mistake("fold_bias_none_float64").mutant
+    weight = np.ones((2, 3), np.float32)
+    c = np.array([1.0, 2.0], np.float32)
+    with pytest.raises(AssertionError) as info:
+        check("fold_batch_norm", mutant, (weight, None, c, c, c, c), {})
+    assert "bias has dtype float64 but expected float32" in str(info.value)
+    assert grading.get_mistake("fold_bias_none_float64").message in str(info.value)
+
+
+def test_adamw_that_ignores_amsgrad_loses_points():
+    def adamw(w, dw, state, *, amsgrad=False, **hyper):
+        return FLAWLESS["adamw"](w, dw, state, amsgrad=False, **hyper)
+
+    (args, hyper), = [c for c in cases("adamw") if c[1].get("amsgrad")]
+    with pytest.raises(AssertionError, match="ignores amsgrad=True"):
+        check("adamw", adamw, args, hyper)
+
+
+def test_check_backward_grades_the_backward_on_its_own():
+    rng = np.random.default_rng(5)
+    x, gamma, beta = rng.standard_normal((6, 3)), rng.standard_normal(3), rng.standard_normal(3)
+    args = (rng.standard_normal((6, 3)), x, gamma, beta)
+
+    def eps_outside_forward(x, gamma, beta, *, eps=1e-5):
+        mean, std = x.mean(axis=0), np.sqrt(x.var(axis=0)) + eps
+        xhat = (x - mean) / std
+        return gamma * xhat + beta, (xhat, std, gamma)
+
+    def backward(dout, cache):  # right for the right forward, on this forward's cache
+        xhat, std, gamma = cache
+        g = dout * gamma
+        dx = (g - g.mean(axis=0) - xhat * (g * xhat).mean(axis=0)) / std
+        return dx, (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+    def wrong_backward(dout, cache):
+        dx, dgamma, dbeta = backward(dout, cache)
+        return 2 * dx, dgamma, dbeta
+
+    options = dict(name="batch_norm_backward", returns=("dx", "dgamma", "dbeta"))
+    grading.check_backward(eps_outside_forward, backward, normalization.batch_norm_forward,
+                           normalization.batch_norm_backward, args, {"eps": 0.1}, **options)
+    # Graded where the forward is right (eps = 0): a wrong backward is still wrong.
+    with pytest.raises(AssertionError, match=r"dx is wrong \(on .*eps=0.0\)"):
+        grading.check_backward(eps_outside_forward, wrong_backward,
+                               normalization.batch_norm_forward,
+                               normalization.batch_norm_backward, args, {"eps": 0.1}, **options)
+
+    def shifted_forward(x, gamma, beta, *, eps=1e-5):  # wrong everywhere
+        out, cache = eps_outside_forward(x, gamma, beta, eps=eps)
+        return out + 1.0, (cache[0], cache[1], 3 * cache[2])
+
+    with pytest.raises(AssertionError, match="your shifted_forward is wrong on this input.*fix "
+                                             "shifted_forward first"):
+        grading.check_backward(shifted_forward, wrong_backward, normalization.batch_norm_forward,
+                               normalization.batch_norm_backward, args, {"eps": 0.1}, **options)
