@@ -17,6 +17,8 @@ notebook ``solutions/<assignment>/<assignment>.ipynb``. The other commands wrap 
     python tools/course.py collect   ASSIGNMENT --zip ZIP --roster CSV   an LMS zip -> submitted/
     python tools/course.py return    [ASSIGNMENT ...]   feedback/ -> exchange
     python tools/course.py due       ASSIGNMENT WHEN    due date in the gradebook ('none': none)
+    python tools/course.py new       ASSIGNMENT [--chapter NB] [--title T]   a new assignment
+    python tools/course.py check     ASSIGNMENT         its fast checks (tools/authoring.py)
 
 Without ASSIGNMENT every assignment is processed. ``--root`` selects another course root (a
 directory holding ``nbgrader_config.py``, ``tools/`` and ``solutions/``). Every command
@@ -585,8 +587,14 @@ def autograde(root: Path, wanted=(), student=None, force=False, unsafe=False,
     if not pairs:
         print("autograde: no submissions found in submitted/<student>/<assignment>/")
         return 0
+    from authoring import uncatalogued
+
     for name in sorted({a for _, a in pairs}):
         _ensure_in_gradebook(api, name)
+        for function in uncatalogued(root, name):
+            print(f"autograde: warning: {name}: {function} has no entry in the catalog "
+                  f"(grader/catalog/), so failures of {function} will be reported without a "
+                  f"likely cause")
     failed = kept = 0
     todo = []
     for sid, name in pairs:
@@ -818,6 +826,12 @@ def main(argv=None) -> int:
                    help="file names in the zip: canvas, moodle or a regular expression")
     p.add_argument("--student-column", default="SIS Login ID")
     p.add_argument("--lms-id-column", default="ID")
+    p = sub.add_parser("new", help="scaffold a new assignment (tools/authoring.py)")
+    p.add_argument("assignment", help="NN_topic, e.g. 07_whitening")
+    p.add_argument("--chapter", type=Path, help="chapter notebook to link to the exercise")
+    p.add_argument("--title", help="the assignment's title")
+    p = sub.add_parser("check", help="the fast checks of one assignment")
+    p.add_argument("assignment")
     p = sub.add_parser("due")
     p.add_argument("assignment")
     p.add_argument("when", help="'2026-12-10 23:59:00 Europe/Berlin', or 'none'")
@@ -842,6 +856,12 @@ def main(argv=None) -> int:
 
                 return 1 if lms.export_canvas(root, args.roster, args.out or root / "grades",
                                               student_column=args.student_column) else 0
+        elif args.command in ("new", "check"):
+            import authoring
+
+            if args.command == "check":
+                return 1 if authoring.check(root, args.assignment) else 0
+            authoring.new(root, args.assignment, chapter=args.chapter, title=args.title)
         elif args.command in ("publish", "collect", "return", "due"):
             import exchange
             import lms
