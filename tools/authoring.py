@@ -254,6 +254,8 @@ def uncatalogued(root: Path, name: str) -> list[str]:
     from grader import assignment as assignments
     from normcore import grading
 
+    if not (Path(root) / "solutions" / f"{name}.py").is_file():
+        return []
     return [f for f in assignments.load(root, name).answers if not grading.mistakes_for(f)]
 
 
