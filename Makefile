@@ -88,6 +88,16 @@ feedback: install
 grades: install
 	$(COURSE) grades $(if $(ROSTER),--roster $(ROSTER))
 
+# Authoring: NAME=07_whitening [CHAPTER=book/XX_name.ipynb] [TITLE="..."] scaffolds an
+# assignment; `make check NAME=...` runs its fast checks (tools/authoring.py).
+.PHONY: new check
+
+new: install
+	$(COURSE) new $(NAME) $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(TITLE),--title "$(TITLE)")
+
+check: install
+	$(COURSE) check $(NAME)
+
 # nbgrader's exchange (NBGRADER_COURSE_ID, NBGRADER_EXCHANGE) or an LMS zip (ZIP=, ROSTER=);
 # see solutions/README.md and solutions/DEPLOY.md.
 .PHONY: collect return due
