@@ -146,7 +146,9 @@ def pending_manual(resources, nb) -> dict[str, float]:
                                       info["student"])
             except MissingEntry:
                 continue
-            if grade.score is None:
+            # (grade.score reads 0.0 when nothing is graded, hence the explicit test)
+            if grade.needs_manual_grade or (grade.manual_score is None
+                                            and grade.auto_score is None):
                 pending[meta["grade_id"]] = float(grade.max_score or meta.get("points") or 0)
     return pending
 

@@ -246,6 +246,9 @@ def worked_example(X, eps=1e-5):  # the statistics computed by hand above
 
 grading.check_against_reference(fit_standardize, worked_example, (X_train,), {"eps": 0.0},
                                  name="fit_standardize", returns=returns)
+# eps is stored apart from the variance (transform adds it under the square root):
+grading.check_against_reference(fit_standardize, worked_example, (X_train,), {"eps": 0.5},
+                                 name="fit_standardize", returns=returns)
 # Statistics are float64, also for float32 data:
 grading.check_against_reference(fit_standardize, worked_example,
                                  (X_train.astype(np.float32),), {"eps": 0.0},
@@ -578,13 +581,17 @@ X = np.array([[2.2, 3.6], [-0.2, 0.4], [1.8, 1.4], [0.2, 2.6]])
 returns = (".mean", ".eigenvalues", ".eigenvectors", ".matrix", ".eps")
 
 
-def worked_example(X, eps=1e-5):  # the values computed by hand above
-    W = np.array([[1.64, -0.48], [-0.48, 1.36]]) / np.sqrt(2)
+def worked_example(X, eps=1e-5):  # the values computed by hand above, for any eps
+    u1, u2 = np.array([0.6, 0.8]), np.array([0.8, -0.6])
+    W = np.outer(u1, u1) / np.sqrt(2 + eps) + np.outer(u2, u2) / np.sqrt(0.5 + eps)
     return Whitening(method="zca", mean=np.array([1.0, 2.0]), eigenvalues=np.array([2.0, 0.5]),
                      eigenvectors=np.array([[0.6, 0.8], [0.8, -0.6]]), eps=eps, matrix=W)
 
 
 grading.check_against_reference(fit_zca_whitening, worked_example, (X,), {"eps": 0.0},
+                                 name="fit_zca_whitening", returns=returns)
+# eps inside the square root: W = u1 u1^T / sqrt(2 + eps) + u2 u2^T / sqrt(0.5 + eps).
+grading.check_against_reference(fit_zca_whitening, worked_example, (X,), {"eps": 0.5},
                                  name="fit_zca_whitening", returns=returns)
 # Fitted on X, applied unchanged to a new point:
 zca = fit_zca_whitening(X, eps=0.0)

@@ -436,6 +436,11 @@ def l2_penalty(w, weight_decay):
 w = np.array([1.0, -2.0, 2.0, 4.0])
 grading.check_example(l2_penalty, (w, 0.1), name="l2_penalty", returns=("loss", "grad"),
                       expected={"loss": 1.25, "grad": [0.1, -0.2, 0.2, 0.4]})
+# float32 in, float32 gradient out:
+grading.check_example(l2_penalty, (w.astype(np.float32), 0.1), name="l2_penalty",
+                      returns=("loss", "grad"),
+                      expected={"loss": 1.25,
+                                "grad": np.array([0.1, -0.2, 0.2, 0.4], np.float32)})
 # The gradient is the gradient of your penalty (centered differences):
 from normcore.gradcheck import numerical_gradient
 
@@ -479,6 +484,9 @@ def weight_decay_step(w, lr, weight_decay):
 w = np.array([1.0, -2.0, 4.0])
 grading.check_example(weight_decay_step, (w, 0.1, 0.5), name="weight_decay_step",
                       returns="new_w", expected={"new_w": [0.95, -1.9, 3.8], "w": w.copy()})
+grading.check_example(weight_decay_step, (w.astype(np.float32), 0.1, 0.5),
+                      name="weight_decay_step", returns="new_w",
+                      expected={"new_w": np.array([0.95, -1.9, 3.8], np.float32)})
 # Followed by a plain gradient step on the data loss, it is the lecture's update:
 rng = np.random.default_rng(4)
 w, dw, lr, lam = rng.standard_normal((3, 2)), rng.standard_normal((3, 2)), 0.1, 0.01

@@ -95,7 +95,8 @@ def weight_norm_forward(v, g, *, eps=0.0):
 # By hand: the rows of `v = [[3, 4], [0, 2]]` have norms 5 and 2, so with `g = [2, -1]` the
 # effective weight is `w = [[2 * 3/5, 2 * 4/5], [0, -1 * 2/2]] = [[1.2, 1.6], [0, -1]]`. For a
 # convolution weight of shape `(1, 2, 2)` holding four ones, the single unit has the norm
-# $\sqrt{4} = 2$, and with `g = [3]` every entry of `w` is $3/2$.
+# $\sqrt{4} = 2$, and with `g = [3]` every entry of `w` is $3/2$. With `eps = 11`, inside the
+# square root, the norms of the first example become $\sqrt{25 + 11} = 6$ and $\sqrt{4 + 11}$.
 
 # %% nbgrader="tests" grade_id="test_weight_norm_forward" points=4
 # 4 points: weight normalization forward.
@@ -108,6 +109,9 @@ grading.check_example(weight_norm_forward, (v.astype(np.float32), g.astype(np.fl
 grading.check_example(weight_norm_forward, (np.ones((1, 2, 2)), np.array([3.0])),
                       name="weight_norm_forward", returns=("w", None),
                       expected={"w": np.full((1, 2, 2), 1.5)})
+grading.check_example(weight_norm_forward, (v, g), {"eps": 11.0}, name="weight_norm_forward",
+                      returns=("w", None),
+                      expected={"w": [[2 * 3 / 6, 2 * 4 / 6], [0.0, -1 * 2 / np.sqrt(15)]]})
 ### BEGIN HIDDEN TESTS
 from normcore import weightnorm as _ref
 
@@ -267,7 +271,8 @@ def centered_weight_norm_forward(v, g, *, eps=0.0):
 # %% [markdown]
 # By hand: `v = [[0, 0, 2, 2], [7, 1, 1, -1]]` has row means 1 and 2, the centered rows
 # $(-1, -1, 1, 1)$ and $(5, -1, -1, -3)$ have norms 2 and 6, so with `g = [2, 3]` the effective
-# weight is `w = [[-1, -1, 1, 1], [2.5, -0.5, -0.5, -1.5]]`.
+# weight is `w = [[-1, -1, 1, 1], [2.5, -0.5, -0.5, -1.5]]`. With `eps = 5` the norms are
+# $\sqrt{4 + 5} = 3$ and $\sqrt{36 + 5} = \sqrt{41}$.
 
 # %% nbgrader="tests" grade_id="test_centered_weight_norm_forward" points=4
 # 4 points: centered weight normalization forward.
@@ -278,6 +283,13 @@ grading.check_example(centered_weight_norm_forward, (v, g), name="centered_weigh
 grading.check_example(centered_weight_norm_forward, (v.reshape(2, 1, 2, 2), g),
                       name="centered_weight_norm_forward", returns=("w", None),
                       expected={"w": expected.reshape(2, 1, 2, 2)})
+centered = np.array([[-1.0, -1.0, 1.0, 1.0], [5.0, -1.0, -1.0, -3.0]])
+grading.check_example(centered_weight_norm_forward, (v, g), {"eps": 5.0},
+                      name="centered_weight_norm_forward", returns=("w", None),
+                      expected={"w": [2 / 3 * centered[0], 3 / np.sqrt(41) * centered[1]]})
+grading.check_example(centered_weight_norm_forward, (v.astype(np.float32), g.astype(np.float32)),
+                      name="centered_weight_norm_forward", returns=("w", None),
+                      expected={"w": expected.astype(np.float32)})
 ### BEGIN HIDDEN TESTS
 from normcore import weightnorm as _ref
 
