@@ -2,8 +2,9 @@
 
 A throwaway course root receives the configuration, the tools and the assignment sources;
 every assignment is released, one student submits the solution of each, and each
-submission is autograded (sanitize, execute every cell in a fresh kernel, save the grades)
-as ``make autograde`` does it. Prints the seconds per notebook and the total, against the
+submission is autograded as ``make autograde`` does it: sanitize, execute every cell in a
+fresh sandboxed kernel, decide every test cell in the trusted grader (the student's functions
+in a sandboxed worker), save the grades. Prints the seconds per notebook and the total, against the
 budget of 60 s for the six assignments of the course::
 
     .venv/bin/python bench/bench_autograde.py [--repeat 3]
@@ -36,8 +37,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
         root = Path(tmp)
         shutil.copy(ROOT / "nbgrader_config.py", root)
-        shutil.copytree(ROOT / "tools", root / "tools",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        for folder in ("tools", "grader"):
+            shutil.copytree(ROOT / folder, root / folder,
+                            ignore=shutil.ignore_patterns("__pycache__"))
         (root / "solutions").mkdir()
         for name in names:
             shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")

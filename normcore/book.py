@@ -41,6 +41,8 @@ def glue(name: str, value, *, fmt: str | None = None, display: bool = False):
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"glue: name must be a non-empty string, got {name!r}")
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # a NumPy scalar shows as np.float64(...) in the text otherwise
     myst_glue = _myst_glue()
     if myst_glue is not None:
         myst_glue(name, value, display=display)
