@@ -4,9 +4,10 @@ For every catalog mistake of a function an assignment grades, the mistake's muta
 for the solution (every other function stays correct) and the assignment's test cells run in
 the trusted grader (:func:`grader.trusted.run_tests`), once with the visible tests only (what
 a student's own kernel runs before submitting) and once with the full cells. A mistake is
-caught when at least one test cell fails. ``make coverage-report`` prints the table;
-``tests/test_course_pipeline.py`` requires at least :data:`THRESHOLD` of the mistakes of every
-assignment to be caught by the visible tests alone.
+caught when a test cell of its function fails (or one whose message names the function).
+``make coverage-report`` prints the table; ``tests/test_course_pipeline.py`` requires at
+least :data:`THRESHOLD` of the mistakes of every assignment to be caught by the visible tests
+alone.
 
     python bench/coverage_report.py [assignment ...]
 """
@@ -91,6 +92,15 @@ def mutants_of(name: str, functions: dict) -> list:
             and f in functions]
 
 
+def _caught(a, function: str, verdicts: dict) -> bool:
+    """Whether a failing cell catches the mistake of ``function``: a cell that grades it
+    (``name="<function>"`` in its checks), or whose message names it (a dependent cell)."""
+    for grade_id, message in verdicts.items():
+        if message and (f'name="{function}"' in a.test(grade_id).full or function in message):
+            return True
+    return False
+
+
 def coverage(name: str, root: Path = ROOT) -> dict:
     """``{"mutants": n, "visible": caught, "all": caught, "missed_visible": [...], ...}``."""
     a = assignments.load(root, name)
@@ -99,8 +109,8 @@ def coverage(name: str, root: Path = ROOT) -> dict:
     for mistake, function in mutants_of(name, functions):
         provide = trusted.functions_provider(with_mutant(functions, mistake, function))
         found["mutants"] += 1
-        visible = any(trusted.run_tests(a, provide, visible_only=True).values())
-        full = visible or any(trusted.run_tests(a, provide).values())
+        visible = _caught(a, function, trusted.run_tests(a, provide, visible_only=True))
+        full = visible or _caught(a, function, trusted.run_tests(a, provide))
         found["visible"] += visible
         found["all"] += full
         if not visible:

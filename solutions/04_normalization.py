@@ -448,6 +448,10 @@ row = np.array([-1.0, 0.0, 1.0]) * np.sqrt(1.5)
 grading.check_example(layer_norm_forward, (x, np.ones(3), np.zeros(3)), {"eps": 0.0},
                       name="layer_norm_forward", returns=("out", None),
                       expected={"out": np.stack([row, row])})
+# eps inside the square root: with eps = 1/3 the variances 2/3 and 8/3 become 1 and 3.
+grading.check_example(layer_norm_forward, (x, np.ones(3), np.zeros(3)), {"eps": 1 / 3},
+                      name="layer_norm_forward", returns=("out", None),
+                      expected={"out": [[-1.0, 0.0, 1.0], np.array([-2.0, 0.0, 2.0]) / np.sqrt(3)]})
 # With a 2-d gamma the two trailing axes are normalized together:
 grading.check_example(layer_norm_forward, (x.reshape(1, 2, 3), np.ones((2, 3)), np.zeros((2, 3))),
                       {"eps": 0.0}, name="layer_norm_forward", returns=("out", None),
@@ -554,6 +558,10 @@ x = np.array([[1.0, 3.0, 10.0, 14.0]])
 grading.check_example(group_norm_forward, (x, 2, np.ones(4), np.zeros(4)), {"eps": 0.0},
                       name="group_norm_forward", returns=("out", None),
                       expected={"out": [[-1.0, 1.0, -1.0, 1.0]]})
+# eps inside the square root: with eps = 3 the group variances 1 and 4 become 4 and 7.
+grading.check_example(group_norm_forward, (x, 2, np.ones(4), np.zeros(4)), {"eps": 3.0},
+                      name="group_norm_forward", returns=("out", None),
+                      expected={"out": [[-1 / 2, 1 / 2, -2 / np.sqrt(7), 2 / np.sqrt(7)]]})
 ### BEGIN HIDDEN TESTS
 from normcore import normalization as _ref
 
