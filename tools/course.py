@@ -807,6 +807,8 @@ def main(argv=None) -> int:
                            help="run student code WITHOUT the sandbox (only for trusted code)")
             p.add_argument("--jobs", "-j", type=int, default=1,
                            help="grade this many submissions at once (each in its sandbox)")
+    sub.add_parser("configure", help="write _config.yml's repository.url into every "
+                                     "install line (chapters and solutions)")
     p = sub.add_parser("grades")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: grades/)")
     p.add_argument("--roster", type=Path, help="LMS roster CSV: also write canvas_grades.csv")
@@ -849,6 +851,17 @@ def main(argv=None) -> int:
                                   args.unsafe_no_sandbox, args.jobs) else 0
         elif args.command == "feedback":
             return 1 if feedback(root, args.assignments, args.student) else 0
+        elif args.command == "configure":
+            import settings
+
+            changed = settings.configure(root)
+            for path in changed:
+                print(f"configure: {path.relative_to(root)}")
+            print(f"configure: {len(changed)} file(s) now install normcore from "
+                  f"{settings.read(root)['repository']}"
+                  + ("; run `make release` for the exercises" if changed else ""))
+            for message in settings.placeholder_messages(settings.read(root)):
+                print(f"configure: WARNING: {message}", file=sys.stderr)
         elif args.command == "grades":
             grades(root, args.out or root / "grades")
             if args.roster:
