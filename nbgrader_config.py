@@ -22,7 +22,7 @@ from nbgrader.preprocessors import Execute, GetGrades, LimitOutput  # noqa: E402
 
 from grader.feedback import SanitizeFeedback  # noqa: E402
 from grader.kernel import SandboxedExecute  # noqa: E402
-from grader.trusted import TrustedChecks  # noqa: E402
+from grader.trusted import StartWorker, TrustedChecks  # noqa: E402
 
 c = get_config()  # noqa: F821
 
@@ -50,6 +50,7 @@ c.OverwriteCells.add_missing_cells = True
 _steps = list(Autograde.autograde_preprocessors.make_dynamic_default())
 _steps[_steps.index(Execute)] = SandboxedExecute
 _steps.insert(_steps.index(SandboxedExecute) + 1, TrustedChecks)
+_steps.insert(_steps.index(SandboxedExecute), StartWorker)  # runs beside the kernel
 _steps.insert(_steps.index(LimitOutput) + 1, LimitOutputSize)
 c.Autograde.autograde_preprocessors = _steps
 c.TrustedChecks.course_root = _ROOT

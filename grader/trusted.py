@@ -112,17 +112,43 @@ def functions_provider(functions: dict[str, Callable]):
     return provide
 
 
-def grade_notebook(nb, assignment: assignments.Assignment, *, unsafe: bool = False,
-                   staged=None, startup_limit: float = 60.0,
-                   cell_limit: float = 30.0) -> dict[str, str | None]:
-    """Verdicts for a submitted notebook, its code run in a sandboxed worker."""
-    staged = staged or stage_once()
-    with Submission(worker_cells(nb, assignment), staged, unsafe=unsafe,
-                    startup_limit=startup_limit, cell_limit=cell_limit) as sub:
+class Started:
+    """A submission's worker, started in a background thread (while the kernel runs)."""
+
+    def __init__(self, nb, assignment: assignments.Assignment, *, unsafe=False, staged=None,
+                 startup_limit=60.0, cell_limit=30.0):
+        import threading
+
+        self.submission = Submission(worker_cells(nb, assignment), staged or stage_once(),
+                                     unsafe=unsafe, startup_limit=startup_limit,
+                                     cell_limit=cell_limit)
+        self.failure: str | None = None
+        self.thread = threading.Thread(target=self._start, daemon=True)
+        self.thread.start()
+
+    def _start(self):
         try:
-            sub.start()
+            self.submission.start()
         except WorkerFailure as exc:
-            return {t.grade_id: str(exc) for t in assignment.tests}
+            self.failure = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported as this submission's failure
+            self.failure = f"the grader could not start your code: {exc}"
+
+    def result(self) -> Submission:
+        self.thread.join()
+        return self.submission
+
+
+def grade_notebook(nb, assignment: assignments.Assignment, *, unsafe: bool = False,
+                   staged=None, startup_limit: float = 60.0, cell_limit: float = 30.0,
+                   started: Started | None = None) -> dict[str, str | None]:
+    """Verdicts for a submitted notebook, its code run in a sandboxed worker (``started``:
+    a worker already started for it)."""
+    started = started or Started(nb, assignment, unsafe=unsafe, staged=staged,
+                                 startup_limit=startup_limit, cell_limit=cell_limit)
+    with started.result() as sub:
+        if started.failure is not None:
+            return {t.grade_id: started.failure for t in assignment.tests}
 
         broken = {str(c.get("label")): c for c in sub.cell_report if c.get("error")}
 
@@ -191,13 +217,31 @@ class TrustedChecks(NbGraderPreprocessor):
     cell_time_limit = Float(30.0, help="Seconds each of the notebook's cells may run in the "
                                        "worker").tag(config=True)
 
-    def preprocess(self, nb, resources):
-        name = resources["nbgrader"]["assignment"]
+    def _assignment(self, resources):
         if not self.course_root:
             raise ValueError("TrustedChecks.course_root is not configured")
-        assignment = assignments.load(self.course_root, name)
-        verdicts = grade_notebook(nb, assignment, unsafe=self.unsafe,
-                                  startup_limit=self.startup_limit,
-                                  cell_limit=self.cell_time_limit)
+        return assignments.load(self.course_root, resources["nbgrader"]["assignment"])
+
+    def start(self, nb, resources) -> Started:
+        return Started(nb, self._assignment(resources), unsafe=self.unsafe,
+                       startup_limit=self.startup_limit, cell_limit=self.cell_time_limit)
+
+    def preprocess(self, nb, resources):
+        assignment = self._assignment(resources)
+        started = resources.pop(_STARTED, None) or self.start(nb, resources)
+        verdicts = grade_notebook(nb, assignment, started=started)
         apply_verdicts(nb, assignment, verdicts)
+        return nb, resources
+
+
+_STARTED = "grader_started_worker"
+
+
+class StartWorker(TrustedChecks):
+    """nbgrader autograde step before the kernel runs: start the worker for the trusted checks
+    in the background, so that the two sandboxes run at the same time (same settings as
+    TrustedChecks, which picks the worker up)."""
+
+    def preprocess(self, nb, resources):
+        resources[_STARTED] = self.start(nb, resources)
         return nb, resources

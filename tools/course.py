@@ -320,9 +320,10 @@ def _api(root: Path, unsafe: bool = False, *, db: Path | None = None,
     if precomputed is not None:
         from grader.kernel import SandboxedExecute
         from grader.parallel import Precomputed
-        from grader.trusted import TrustedChecks
+        from grader.trusted import StartWorker, TrustedChecks
 
-        steps = [s for s in config.Autograde.autograde_preprocessors if s is not TrustedChecks]
+        steps = [s for s in config.Autograde.autograde_preprocessors
+                 if s not in (TrustedChecks, StartWorker)]
         config.Autograde.autograde_preprocessors = [
             Precomputed if s is SandboxedExecute else s for s in steps]
         config.Precomputed.directory = str(precomputed)
