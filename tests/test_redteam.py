@@ -237,6 +237,16 @@ batch_norm_forward = _ns["batch_norm_forward"]
                     pass
             return np.zeros(0).view(Anything), None
             """)), {}),
+        # Script in every output and in the written answer, aimed at whoever opens feedback.
+        "xss": (_add_cell(_set(perfect, "written_answer",
+                               "<script>alert('answer')</script> <img src=x onerror=alert(1)>"),
+                          """
+            from IPython.display import HTML, Javascript, display
+            display(HTML("<script>alert('html')</script>"))
+            display(Javascript("alert('js')"))
+            print("<script>alert('print')</script>")
+            raise ValueError("<script>alert('error')</script>")
+            """), {}),
         # NumPy's comparisons and the builtins patched.
         "patched-numpy": (_prepend(blank, first, """
             import builtins
@@ -380,7 +390,7 @@ def test_honest_student_is_untouched(attacked):
     a = assignments.load(ROOT, A)
     assert _auto(attacked["honest_before"]) == sum(t.points for t in a.tests)
     assert _scores(root, "honest") == attacked["honest_before"]
-    for student in ("reader", "detached", "huge"):  # perfect code, hostile extras
+    for student in ("reader", "detached", "huge", "xss"):  # perfect code, hostile extras
         assert _auto(_scores(root, student)) == sum(t.points for t in a.tests), student
 
 
@@ -418,7 +428,7 @@ def test_no_secret_reaches_any_feedback_file(attacked):
         assert [p.suffix for p in files] == [".html"], (student, files)
         page = files[0].read_text()
         assert leaks(page, secrets, course._own_text(root, student, A)) == [], student
-        assert "<script>alert" not in page
+        assert "<script>alert" not in page and "<img src=x" not in page, student
         pages += 1
     assert pages == len(attacked["plan"])  # every graded student has a page (not symlink)
     # Hidden tests never ran in a student's kernel: not in any autograded notebook either.
