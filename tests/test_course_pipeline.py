@@ -9,6 +9,7 @@ honest, wrong and hostile submissions (tests/test_redteam.py has the determined 
 """
 
 import copy
+import csv
 import re
 import shutil
 import sys
@@ -26,6 +27,7 @@ from normcore import grading
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import course  # noqa: E402
+from authoring import with_mutant  # noqa: E402  (the catalog mutant in place of a solution)
 
 ASSIGNMENTS = course.assignments_in(ROOT)
 A = "04_normalization"  # the assignment the workflow test submits hostile notebooks to
@@ -73,45 +75,6 @@ def functions_of(nb):
         if cell.cell_type == "code" and meta(cell).get("solution"):
             exec(compile(cell.source, meta(cell)["grade_id"], "exec"), ns)
     return {k: v for k, v in ns.items() if k not in setup and callable(v)}
-
-
-def with_mutant(functions, mistake, function):
-    """``functions`` with ``function`` making ``mistake`` (its catalog mutant).
-
-    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
-    a backward gets its forward's inputs recorded in the cache, since a backward mutant takes
-    ``(dout, *forward_args, **forward_kwargs)``.
-    """
-    fns, mutant = dict(functions), mistake.mutant
-    if "_backward" in function:
-        forward = function.split("_backward")[0] + "_forward"
-        solution_forward = fns[forward]
-
-        class Recorded(tuple):
-            pass
-
-        def recording_forward(*args, **kwargs):
-            inputs = (copy.deepcopy(args), copy.deepcopy(kwargs))
-            out, cache = solution_forward(*args, **kwargs)
-            cache = Recorded(cache)
-            cache.inputs = inputs
-            return out, cache
-
-        def mutant_backward(dout, cache):
-            return mutant(dout, *cache.inputs[0], **cache.inputs[1])
-
-        fns[forward], fns[function] = recording_forward, mutant_backward
-    elif function.endswith("_forward"):
-        solution = fns[function]
-
-        def mutant_forward(*args, **kwargs):
-            _, cache = solution(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-            return mutant(*args, **kwargs)[0], cache
-
-        fns[function] = mutant_forward
-    else:
-        fns[function] = mutant
-    return fns
 
 
 def verdicts(name, functions):
@@ -320,6 +283,18 @@ def test_source_mutants_are_the_catalog_mistakes():
         assert any(m and grading.get_mistake(key).message in m for m in message.values()), key
 
 
+def source_points(name=A):
+    """({test cell: points}, {written answer: points}) of ``name``, read from its source."""
+    a = assignments.load(ROOT, name)
+    manual = {gid: float(points) for kind, gid, points, _ in
+              assignments.read_cells(ROOT / "solutions" / f"{name}.py") if kind == "manual"}
+    return {t.grade_id: t.points for t in a.tests}, manual
+
+
+def cells_and_points(points):
+    return ", ".join(f"{gid} {p:g}" for gid, p in points.items())
+
+
 def scores(root, name=A):
     """{student: {grade_id: score}} from the gradebook of the course root."""
     from nbgrader.api import Gradebook
@@ -390,14 +365,16 @@ def test_instructor_workflow(course_root, capsys):
     assert "autograde not-a-notebook/04_normalization: FAILED" in out
     first = scores(root)
     first.pop("not-a-notebook", None)
-    points = {meta(c)["grade_id"]: meta(c)["points"] for c in read(SOURCE).cells
-              if meta(c).get("grade") and c.cell_type == "code"}
+    points, manual = source_points(A)
     auto_total = sum(points.values())
     auto = {s: sum(v for g, v in grades.items() if g in points) for s, grades in first.items()}
-    assert all(len(grades) == len(points) + 1 for grades in first.values())
+    assert all(len(grades) == len(points) + len(manual) for grades in first.values())
 
-    assert auto["solution"] == auto_total
-    assert auto["untouched"] <= 0.1 * (auto_total + 4)
+    assert auto["solution"] == auto_total, (
+        f"the solution of {A} should earn every test cell's points ({cells_and_points(points)}"
+        f"; {auto_total:g} in all), it got: "
+        + ", ".join(f"{g} {first['solution'].get(g)}" for g in points))
+    assert auto["untouched"] <= 0.1 * (auto_total + sum(manual.values())), first["untouched"]
     assert auto["noisy"] == auto_total
     bn_forward_cells = ("test_batch_norm_forward", "test_batch_norm_running_stats",
                         "test_batch_norm_spatial")
@@ -473,7 +450,13 @@ def test_instructor_workflow(course_root, capsys):
     rows = (root / "grades" / "grades.csv").read_text().splitlines()
     assert rows[0].startswith("student,assignment,score,max_score,percent,needs_manual_grade,"
                               "autograded_score,autograded_max,manual_score,pending_manual,")
-    assert len(rows) >= 11 and any(r.startswith("solution,04_normalization,31") for r in rows)
+    assert len(rows) >= 11
+    solution_row = next(r for r in csv.DictReader(rows) if r["student"] == "solution"
+                        and r["assignment"] == A)
+    assert float(solution_row["score"]) == auto_total, (
+        f"grades.csv: the solution of {A} should score {auto_total:g}, the points of its test "
+        f"cells ({cells_and_points(points)}) with {sum(manual.values()):g} points of written "
+        f"answers pending; the row is {solution_row}")
     png = (root / "grades" / f"{A}_scores.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
