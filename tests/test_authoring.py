@@ -238,3 +238,9 @@ def test_scaffold_checks_releases_and_grades(tmp_path):
            "test cell" in result.stdout, result.stdout
     assert "warn  helper has no catalog entry" in result.stdout
     assert "failures of helper will be reported without a likely cause" in result.stdout
+
+
+def test_check_of_a_missing_assignment_is_an_error(tmp_path, capsys):
+    root = make_root(tmp_path / "course")
+    assert course.main(["--root", str(root), "check", "09_missing"]) == 1
+    assert "course check: error: no assignment '09_missing'" in capsys.readouterr().err
