@@ -187,7 +187,8 @@ def test_scaffold_checks_releases_and_grades(tmp_path):
     for line in ("ok    the source builds", "ok    the student version holds no solution",
                  "ok    the solutions pass all 1 test cells",
                  "ok    the released stubs fail all 1 test cells",
-                 "ok    all 4 catalog mistakes of whitening_center fail a test cell"):
+                 "ok    all 4 catalog mistakes of whitening_center fail a test cell",
+                 "ok    _toc.yml lists exercises/07_whitening/07_whitening"):
         assert line in out, out
     assert "FAIL  " not in out and "warn  " not in out and "0 failed, 0 warnings" in out
     assert not (root / "exercises").exists() and not (root / "gradebook.db").exists()
@@ -223,8 +224,8 @@ def test_scaffold_checks_releases_and_grades(tmp_path):
             "likely cause") in result.stdout, result.stdout
     (tmp_path / "whitening.py").rename(catalog)
 
-    # A test cell that catches no catalog mistake, and a function without catalog entries:
-    # check fails and says which.
+    # A test cell that catches no catalog mistake, a function without catalog entries, an
+    # exercise missing from the toc: check fails and says which.
     path = root / "solutions" / f"{NAME}.py"
     text = path.read_text()
     start = text.index("grading.check_example(whitening_center")
@@ -232,8 +233,10 @@ def test_scaffold_checks_releases_and_grades(tmp_path):
     text = text[:start] + "assert whitening_center(x).shape == x.shape\n" + text[end:]
     path.write_text(text + '\n\n# %% nbgrader="answer" grade_id="helper"\ndef helper(x):\n'
                     "    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n")
+    shutil.copy(ROOT / "_toc.yml", root / "_toc.yml")  # without the exercise
     result = run_course(root, "check", NAME)
     assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  _toc.yml does not list exercises/07_whitening/07_whitening" in result.stdout
     assert "FAIL  mistake whitening_center_global_mean (whitening_center) passes every " \
            "test cell" in result.stdout, result.stdout
     assert "warn  helper has no catalog entry" in result.stdout

@@ -401,6 +401,20 @@ def check(root: Path, name: str, out=sys.stdout) -> int:
         report.ok(f"all {n_mistakes} catalog mistakes of {', '.join(a.answers)} fail a test "
                   f"cell of their function with their message")
 
+    # 5. The book shows the exercise: in the toc's Exercises part, linked from a chapter.
+    entry = f"exercises/{name}/{name}"
+    toc = root / "_toc.yml"
+    if toc.is_file():
+        if toc_with(toc.read_text(), name) == toc.read_text():
+            report.ok(f"_toc.yml lists {entry} in its Exercises part")
+        else:
+            report.fail(f"_toc.yml does not list {entry} in its Exercises part (the book "
+                        f"would not show the exercise)")
+    link = f"../{entry}.ipynb"
+    if not any(link in path.read_text(encoding="utf-8", errors="replace")
+               for path in sorted((root / "book").glob("*.ipynb"))):
+        report.warn(f"no chapter in book/ links to {link}")
+
     seconds = time.perf_counter() - start
     print(f"check    {name}: {report.passed} passed, {report.failed} failed, "
           f"{report.warned} warnings ({seconds:.1f} s)", file=out)
