@@ -16,7 +16,8 @@ everything first and writes nothing when something is wrong.
 builds, a release made in a scratch folder holds no solution or hidden test, the solutions
 pass every test cell and the released stubs fail every one (in the trusted grader, as when
 autograding), and every catalog mistake of the assignment's functions fails a test cell of
-its function with its message. It warns about a graded function without catalog entries.
+its function with its message, and ``_toc.yml`` lists the exercise. It warns about a graded
+function without catalog entries and about an exercise that no chapter links to.
 The catalog is that of the ``grader`` package this process imported: run ``course.py`` of
 the course root being checked (as ``make check`` does).
 """
