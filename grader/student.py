@@ -100,6 +100,8 @@ class Submission:
         self.limits = limits
         self.records = _record_classes()
         self.proc = None
+        self.ready = False
+        self.calls = 0
         self.failure: str | None = None
         self.functions: dict[str, list] = {}
         self.cell_report: list[dict] = []
@@ -108,8 +110,19 @@ class Submission:
     # -------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        """Start the worker and wait until it ran the notebook's code."""
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the worker process and send it the cells (returns at once).
+
+        Call it from the thread that lives as long as the worker should: the sandbox dies
+        with the thread that started it (``--die-with-parent`` follows the parent thread).
+        """
         self.close()
         self.starts += 1
+        self.calls = 0
         self.scratch = tempfile.mkdtemp(prefix="grader-worker-")
         os.chmod(self.scratch, 0o755)
         home = os.path.join(self.scratch, "home") if self.unsafe else sandbox.HOME
@@ -126,12 +139,23 @@ class Submission:
                                      stderr=errors, **options)
         self.reader = _Reader(self.proc.stdout.fileno())
         self.generation = self.starts
+        self.ready = False
         try:
             write_message(self.proc.stdin, {"cells": self.cells,
                                             "cell_time_limit": self.cell_limit})
+        except OSError:
+            pass  # reported by wait_ready
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's report on the cells; WorkerFailure if it never comes."""
+        try:
             header, _ = self._receive(self.startup_limit)
-        except (OSError, EOFError, TimeoutError, ProtocolError, ValueError) as exc:
+            if not header.get("ready"):
+                raise ProtocolError("no ready message")
+        except BaseException as exc:
             self.kill()
+            if not isinstance(exc, Exception):
+                raise  # an interrupt or the caller's time limit: not the student's fault
             why = ("did not finish within "
                    f"{self.startup_limit:g} s" if isinstance(exc, TimeoutError)
                    else "ended before it was ready")
@@ -141,6 +165,7 @@ class Submission:
         self.functions = {str(k): v for k, v in dict(header.get("functions", {})).items()}
         self.cell_report = list(header.get("cells", []))
         self.failure = None
+        self.ready = True
 
     def _receive(self, timeout: float):
         self.reader.deadline = time.monotonic() + timeout
@@ -184,19 +209,22 @@ class Submission:
     # ------------------------------------------------------------------------- calls
 
     def ensure(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None or not self.ready:
             self.start()
 
     def call(self, name: str, args: tuple, kwargs: dict, timeout: float = 30.0):
         """Call the student's ``name``; returns (result, args after, kwargs after, printed)."""
         self.ensure()
         buffers: list = []
-        header = {"op": "call", "name": name,
+        self.calls += 1
+        header = {"op": "call", "id": self.calls, "name": name,
                   "args": encode(tuple(args), buffers, store=self._foreign),
                   "kwargs": encode(dict(kwargs), buffers, store=self._foreign)}
         try:
             write_message(self.proc.stdin, header, buffers)
             reply, arrays = self._receive(timeout)
+            if reply.get("id") != self.calls:  # never a reply to another request
+                raise ProtocolError("a reply out of turn")
         except BaseException as exc:
             self.kill()
             if isinstance(exc, TimeoutError):

@@ -123,12 +123,20 @@ class Started:
                                      unsafe=unsafe, startup_limit=startup_limit,
                                      cell_limit=cell_limit)
         self.failure: str | None = None
-        self.thread = threading.Thread(target=self._start, daemon=True)
+        # The process is started here, in the grading thread (the sandbox dies with the
+        # thread that started it); only the wait for its report runs in the background.
+        try:
+            self.submission.spawn()
+        except Exception as exc:  # noqa: BLE001
+            self.failure = f"the grader could not start your code: {exc}"
+        self.thread = threading.Thread(target=self._wait, daemon=True)
         self.thread.start()
 
-    def _start(self):
+    def _wait(self):
+        if self.failure is not None:
+            return
         try:
-            self.submission.start()
+            self.submission.wait_ready()
         except WorkerFailure as exc:
             self.failure = str(exc)
         except Exception as exc:  # noqa: BLE001 - reported as this submission's failure

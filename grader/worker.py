@@ -447,6 +447,7 @@ class Worker:
             except ProtocolError as exc:
                 header, out = {"ok": False, "error": {"type": "ProtocolError",
                                                       "message": str(exc)}}, []
+            header["id"] = request.get("id")
             write_message(self.outbox, header, out)
 
 
