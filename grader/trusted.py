@@ -168,7 +168,12 @@ def grade_notebook(nb, assignment: assignments.Assignment, *, unsafe: bool = Fal
                 if name not in sub.functions and name in broken and name not in setup_names:
                     namespace[name] = _undefined(name, broken[name])
 
-        return run_tests(assignment, provide)
+        # Delegation cannot happen in the worker (the references are not there), so the
+        # trusted process need not profile its own calls for it.
+        import normcore.grading
+
+        with normcore.grading.calls_unwatched():
+            return run_tests(assignment, provide)
 
 
 def _undefined(name: str, report: dict):

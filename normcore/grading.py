@@ -279,6 +279,25 @@ def _forbidden_target(module: str | None, forbidden) -> bool:
     return any(module == p.rstrip(".") or module.startswith(p) for p in forbidden)
 
 
+_WATCH_CALLS = [True]
+
+
+@contextlib.contextmanager
+def calls_unwatched():
+    """Within the block, :func:`student_code` does not profile calls for delegation.
+
+    For a grader whose student functions run in another (sandboxed) process, where the
+    references are not there to call: watching every call of the trusted process would only
+    slow it down.
+    """
+    saved = _WATCH_CALLS[0]
+    _WATCH_CALLS[0] = False
+    try:
+        yield
+    finally:
+        _WATCH_CALLS[0] = saved
+
+
 @contextlib.contextmanager
 def student_code(name: str, *, forbidden=FORBIDDEN_MODULES, time_limit: float | None = 10.0):
     """Run the block as the student's code: watch for delegation, time it, capture output.
@@ -331,7 +350,8 @@ def student_code(name: str, *, forbidden=FORBIDDEN_MODULES, time_limit: float | 
             np.errstate(all="warn"),
         ):
             warnings.simplefilter("always")
-            sys.setprofile(profile)
+            if _WATCH_CALLS[0]:
+                sys.setprofile(profile)
             try:
                 yield watch
             finally:
