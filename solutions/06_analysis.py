@@ -388,38 +388,79 @@ grading.check_gradient(centered_weight_norm_forward, centered_weight_norm_backwa
 #
 # and centered weight normalization is in addition invariant to adding a constant to a row,
 # $v_i \to v_i + b_i \mathbf 1$, so its gradient rows also sum to zero. There is nothing new to
-# write: the cell below checks these identities on **your** functions (with $\epsilon = 0$).
-# If it fails while the cells above pass, look at how your functions use their cache.
+# write: the four cells below check these identities on **your** functions, each function on
+# its own (with $\epsilon = 0$). If one fails while the cells above pass, look at how that
+# function uses its cache.
 
-# %% nbgrader="tests" grade_id="test_scale_invariance" points=2
-# 2 points: your weight normalizations are invariant to the scale (and CWN to the shift) of v.
-# The examples of sections 1 and 2, with v scaled by 10 (and shifted by 7 for CWN):
+# %% nbgrader="tests" grade_id="test_weight_norm_scale_invariance" points=0.5
+# 0.5 points: your weight_norm_forward gives the same w for v and a * v.
 grading.check_example(weight_norm_forward, (np.array([[30.0, 40.0], [0.0, 20.0]]),
                                             np.array([2.0, -1.0])),
                       name="weight_norm_forward", returns=("w", None),
                       expected={"w": [[1.2, 1.6], [0.0, -1.0]]})
+rng = np.random.default_rng(3)
+v, g = rng.standard_normal((4, 6)), rng.standard_normal(4)
+w1, _ = weight_norm_forward(v.copy(), g.copy())
+w2, _ = weight_norm_forward(3.0 * v, g.copy())
+grading.assert_close("weight_norm_forward: w at 3 * v (should equal w at v)", w2, w1)
+
+# %% nbgrader="tests" grade_id="test_weight_norm_gradient_identities" points=0.5
+# 0.5 points: your weight_norm_backward scales by 1/a and is orthogonal to each row of v.
+# (It is checked through your weight_norm_forward, which must pass its example first.)
+grading.check_example(weight_norm_forward, (np.array([[3.0, 4.0], [0.0, 2.0]]),
+                                            np.array([2.0, -1.0])),
+                      name="weight_norm_forward", returns=("w", None),
+                      expected={"w": [[1.2, 1.6], [0.0, -1.0]]})
+rng = np.random.default_rng(3)
+v, g, dw, a = rng.standard_normal((4, 6)), rng.standard_normal(4), rng.standard_normal((4, 6)), 3.0
+_, cache1 = weight_norm_forward(v.copy(), g.copy())
+_, cache2 = weight_norm_forward(a * v, g.copy())
+dv1, dg1 = weight_norm_backward(dw.copy(), cache1)
+dv2, dg2 = weight_norm_backward(dw.copy(), cache2)
+grading.assert_close(f"weight_norm_backward: {a:g} * dv at {a:g} * v (should equal dv at v)",
+                     a * dv2, dv1)
+grading.assert_close("weight_norm_backward: dg at 3 * v (should equal dg at v)", dg2, dg1)
+grading.assert_close("weight_norm_backward: <v_i, dv_i> for each row (should be 0)",
+                     np.sum(v * dv1, axis=1), np.zeros(4))
+
+# %% nbgrader="tests" grade_id="test_centered_weight_norm_scale_invariance" points=0.5
+# 0.5 points: your centered_weight_norm_forward gives the same w for v and a * v + b.
 grading.check_example(centered_weight_norm_forward,
                       (np.array([[7.0, 7.0, 27.0, 27.0], [77.0, 17.0, 17.0, -3.0]]),
                        np.array([2.0, 3.0])),
                       name="centered_weight_norm_forward", returns=("w", None),
                       expected={"w": [[-1.0, -1.0, 1.0, 1.0], [2.5, -0.5, -0.5, -1.5]]})
 rng = np.random.default_rng(3)
+v, g = rng.standard_normal((4, 6)), rng.standard_normal(4)
+shift = rng.standard_normal((4, 1))
+w1, _ = centered_weight_norm_forward(v.copy(), g.copy())
+w2, _ = centered_weight_norm_forward(3.0 * v + shift, g.copy())
+grading.assert_close("centered_weight_norm_forward: w at 3 * v + b (should equal w at v)",
+                     w2, w1)
+
+# %% nbgrader="tests" grade_id="test_centered_weight_norm_gradient_identities" points=0.5
+# 0.5 points: your centered_weight_norm_backward scales by 1/a, is orthogonal to each row of v
+# and has rows that sum to zero. (It is checked through your centered_weight_norm_forward,
+# which must pass its example first.)
+grading.check_example(centered_weight_norm_forward,
+                      (np.array([[0.0, 0.0, 2.0, 2.0], [10.0, 4.0, 4.0, 2.0]]),
+                       np.array([2.0, 3.0])),
+                      name="centered_weight_norm_forward", returns=("w", None),
+                      expected={"w": [[-1.0, -1.0, 1.0, 1.0], [2.5, -0.5, -0.5, -1.5]]})
+rng = np.random.default_rng(3)
 v, g, dw, a = rng.standard_normal((4, 6)), rng.standard_normal(4), rng.standard_normal((4, 6)), 3.0
 shift = rng.standard_normal((4, 1))
-for name, forward, backward, moved in [
-        ("weight_norm", weight_norm_forward, weight_norm_backward, a * v),
-        ("centered_weight_norm", centered_weight_norm_forward, centered_weight_norm_backward,
-         a * v + shift)]:
-    w1, cache1 = forward(v.copy(), g.copy())
-    w2, cache2 = forward(moved.copy(), g.copy())
-    dv1, dg1 = backward(dw.copy(), cache1)
-    dv2, dg2 = backward(dw.copy(), cache2)
-    grading.assert_close(f"{name}_forward: w at the moved v (should equal w at v)", w2, w1)
-    grading.assert_close(f"{name}_backward: {a:g} * dv at the moved v (should equal dv at v)",
-                         a * dv2, dv1)
-    grading.assert_close(f"{name}_backward: dg at the moved v (should equal dg at v)", dg2, dg1)
-    grading.assert_close(f"{name}_backward: <v_i, dv_i> for each row (should be 0)",
-                         np.sum(v * dv1, axis=1), np.zeros(4))
+_, cache1 = centered_weight_norm_forward(v.copy(), g.copy())
+_, cache2 = centered_weight_norm_forward(a * v + shift, g.copy())
+dv1, dg1 = centered_weight_norm_backward(dw.copy(), cache1)
+dv2, dg2 = centered_weight_norm_backward(dw.copy(), cache2)
+grading.assert_close(f"centered_weight_norm_backward: {a:g} * dv at {a:g} * v + b (should "
+                     f"equal dv at v)", a * dv2, dv1)
+grading.assert_close("centered_weight_norm_backward: dg at 3 * v + b (should equal dg at v)",
+                     dg2, dg1)
+grading.assert_close("centered_weight_norm_backward: <v_i - mean(v_i), dv_i> for each row "
+                     "(should be 0)", np.sum((v - v.mean(axis=1, keepdims=True)) * dv1, axis=1),
+                     np.zeros(4))
 grading.assert_close("centered_weight_norm_backward: row sums of dv (should be 0)",
                      dv1.sum(axis=1), np.zeros(4))
 
