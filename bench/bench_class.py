@@ -100,9 +100,13 @@ def main(argv=None) -> int:
         for label, root, jobs in (("serial", serial, 1), (f"{args.jobs} jobs", parallel,
                                                             args.jobs)):
             start = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):
+            log = io.StringIO()
+            with contextlib.redirect_stdout(log):
                 course.autograde(root, jobs=jobs)
             seconds[label] = time.perf_counter() - start
+            for line in log.getvalue().splitlines():
+                if "the serial part" in line:
+                    print(f"{label:8s} {line.removeprefix('autograde: ')}")
             print(f"{label:8s} {n} notebooks in {seconds[label]:7.1f} s: "
                   f"{60 * n / seconds[label]:6.1f} notebooks/min, "
                   f"{seconds[label] / n:5.2f} s per notebook")
