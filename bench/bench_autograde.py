@@ -35,14 +35,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = course.assignments_in(ROOT)
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
-        root = Path(tmp)
-        shutil.copy(ROOT / "nbgrader_config.py", root)
-        for folder in ("tools", "grader"):
-            shutil.copytree(ROOT / folder, root / folder,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        (root / "solutions").mkdir()
-        for name in names:
-            shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")
+        root = course.copy_course(Path(tmp), names)
         with contextlib.redirect_stdout(io.StringIO()):
             course.release(root, names)
         for name in names:

@@ -74,15 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = course.assignments_in(ROOT)
     with tempfile.TemporaryDirectory(prefix="bench-class-") as tmp:
-        serial = Path(tmp) / "serial"
-        serial.mkdir()
-        shutil.copy(ROOT / "nbgrader_config.py", serial)
-        for folder in ("tools", "grader"):
-            shutil.copytree(ROOT / folder, serial / folder,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-        (serial / "solutions").mkdir()
-        for name in names:
-            shutil.copy(ROOT / "solutions" / f"{name}.py", serial / "solutions")
+        serial = course.copy_course(Path(tmp) / "serial", names)
         with contextlib.redirect_stdout(io.StringIO()):
             course.release(serial, names)
         kinds = ("solution", "blank", "wrong", "hostile")

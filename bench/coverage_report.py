@@ -14,9 +14,10 @@ alone.
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -24,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from grader import assignment as assignments  # noqa: E402
 from grader import trusted  # noqa: E402  (registers the catalog)
+from grader.mutants import functions_of, with_mutant  # noqa: E402
 from normcore import grading  # noqa: E402
 
 #: The share of an assignment's catalog mistakes its visible tests must catch.
@@ -31,58 +33,9 @@ THRESHOLD = 0.8
 
 
 def solution_functions(root: Path, name: str) -> dict:
-    """The functions the setup and answer cells of ``solutions/<name>.py`` define."""
-    ns = {"__name__": "__main__"}
-    cells = assignments.read_cells(Path(root) / "solutions" / f"{name}.py")
-    for _kind, grade_id, _, cell in cells:
-        if cell.cell_type == "code" and grade_id == "setup":
-            exec(compile(cell.source, "setup", "exec"), ns)
-    setup = set(ns)
-    for kind, grade_id, _, cell in cells:
-        if cell.cell_type == "code" and kind == "answer":
-            exec(compile(cell.source, grade_id, "exec"), ns)
-    return {k: v for k, v in ns.items() if k not in setup and callable(v)}
-
-
-def with_mutant(functions: dict, mistake, function: str) -> dict:
-    """``functions`` with ``function`` making ``mistake`` (its catalog mutant).
-
-    A forward keeps the solution's cache, so that only the forward's tests see the mistake;
-    a backward gets its forward's inputs recorded in the cache, since a backward mutant takes
-    ``(dout, *forward_args, **forward_kwargs)``.
-    """
-    fns, mutant = dict(functions), mistake.mutant
-    if "_backward" in function:
-        forward = function.split("_backward")[0] + "_forward"
-        solution_forward = fns[forward]
-
-        class Recorded(tuple):
-            pass
-
-        def recording_forward(*args, **kwargs):
-            inputs = (copy.deepcopy(args), copy.deepcopy(kwargs))
-            out, cache = solution_forward(*args, **kwargs)
-            cache = Recorded(cache)
-            cache.inputs = inputs
-            return out, cache
-
-        def mutant_backward(dout, cache):
-            return mutant(dout, *cache.inputs[0], **cache.inputs[1])
-
-        recording_forward.__name__, mutant_backward.__name__ = forward, function
-        fns[forward], fns[function] = recording_forward, mutant_backward
-    elif function.endswith("_forward"):
-        solution = fns[function]
-
-        def mutant_forward(*args, **kwargs):
-            _, cache = solution(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-            return mutant(*args, **kwargs)[0], cache
-
-        mutant_forward.__name__ = function  # as the student's function is named
-        fns[function] = mutant_forward
-    else:
-        fns[function] = mutant
-    return fns
+    """The functions the setup and answer cells of the assignment's source notebook define."""
+    nb = nbformat.read(Path(root) / "solutions" / name / f"{name}.ipynb", as_version=4)
+    return functions_of(nb.cells)
 
 
 def mutants_of(name: str, functions: dict) -> list:

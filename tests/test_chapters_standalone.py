@@ -16,38 +16,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 from nbclient import NotebookClient
+from test_book import CHAPTERS  # the lecture chapters of _toc.yml, read once
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER_RE = re.compile(r"^book/\d\d_[\w-]+$")
 #: ``{glue:text}`name:fmt` `` and ``{glue}`name` `` in the prose; figures are not printed.
 GLUE_REF_RE = re.compile(r"\{glue(?::text)?\}`([^`:]+)(?::[^`]*)?`")
 ABSENT_MARKER = "myst_nb is absent in this kernel"
-
-
-def _toc_files(node) -> list[str]:
-    found = []
-    if isinstance(node, dict):
-        for key in ("root", "file"):
-            if key in node:
-                found.append(str(node[key]))
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                found.extend(_toc_files(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(_toc_files(item))
-    return found
-
-
-def _chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    names = [re.sub(r"\.(md|ipynb|rst)$", "", f) for f in _toc_files(toc)]
-    return [n for n in names if CHAPTER_RE.match(n)]
-
-
-CHAPTERS = _chapters()
 
 
 def test_the_toc_lists_chapters():

@@ -11,7 +11,6 @@ honest, wrong and hostile submissions (tests/test_redteam.py has the determined 
 import copy
 import csv
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -20,14 +19,14 @@ import numpy as np
 import pytest
 
 from grader import assignment as assignments
-from grader import trusted
+from grader import mutants, trusted
 from grader.feedback import html_text, leaks, mark_pending, secret_lines
+from grader.mutants import with_mutant
 from normcore import grading
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import course  # noqa: E402
-from authoring import with_mutant  # noqa: E402  (the catalog mutant in place of a solution)
 
 ASSIGNMENTS = course.assignments_in(ROOT)
 A = "04_normalization"  # the assignment the workflow test submits hostile notebooks to
@@ -66,15 +65,7 @@ def graded_cells(nb):
 
 def functions_of(nb):
     """The functions that the setup and answer cells of ``nb`` define (run in-process)."""
-    ns = {"__name__": "__main__"}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and meta(cell).get("grade_id") == "setup":
-            exec(compile(cell.source, "setup", "exec"), ns)
-    setup = set(ns)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and meta(cell).get("solution"):
-            exec(compile(cell.source, meta(cell)["grade_id"], "exec"), ns)
-    return {k: v for k, v in ns.items() if k not in setup and callable(v)}
+    return mutants.functions_of(nb.cells)
 
 
 def verdicts(name, functions):
@@ -315,16 +306,8 @@ def cell_error(root, student, grade_id):
 
 @pytest.fixture(scope="module")
 def course_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    config = (ROOT / "nbgrader_config.py").read_text() + (
-        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n")
-    (root / "nbgrader_config.py").write_text(config)
-    for folder in ("tools", "grader"):
-        shutil.copytree(ROOT / folder, root / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "solutions").mkdir()
-    for name in ASSIGNMENTS:
-        shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")
+    root = course.copy_course(tmp_path_factory.mktemp("course"), ASSIGNMENTS, config=(
+        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n"))
     assert course.main(["--root", str(root), "release"]) == 0
     for student, nb in submissions().items():
         folder = root / "submitted" / student / A
@@ -508,7 +491,7 @@ def test_each_mistake_costs_only_its_own_function_and_every_cause_named_is_its_o
     functions = functions_of(read(source_of(name)))
     problems = []
     for mistake, function in coverage_report.mutants_of(name, functions):
-        fns = coverage_report.with_mutant(functions, mistake, function)
+        fns = with_mutant(functions, mistake, function)
         own = {m.message for m in grading.mistakes_for(function)} | {grading.DTYPE_MESSAGE}
         for gid, message in trusted.run_tests(a, trusted.functions_provider(fns)).items():
             if message is None:

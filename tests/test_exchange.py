@@ -27,6 +27,9 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import course  # noqa: E402
+
 A = "04_normalization"
 COURSE = "normcourse"
 
@@ -157,18 +160,9 @@ def instructor(root, students, *args, expect=0):
 
 
 def course_root(tmp_path) -> Path:
-    root = tmp_path / "course"
-    root.mkdir()
-    config = (ROOT / "nbgrader_config.py").read_text()
-    config += '\nc.LateSubmissionPlugin.penalty_method = "zero"\n'  # a late submission scores 0
-    (root / "nbgrader_config.py").write_text(config)
-    for package in ("tools", "grader"):
-        if (ROOT / package).is_dir():
-            shutil.copytree(ROOT / package, root / package,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "solutions").mkdir()
-    shutil.copy(ROOT / "solutions" / f"{A}.py", root / "solutions")
-    return root
+    # A late submission scores 0.
+    return course.copy_course(tmp_path / "course", [A],
+                              config='\nc.LateSubmissionPlugin.penalty_method = "zero"\n')
 
 
 def submission_stamps(students, name):

@@ -26,6 +26,9 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import course as course_tools  # noqa: E402
+
 A = "04_normalization"
 STUDENT = "ada"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -51,15 +54,7 @@ def free_port():
 def course(tmp_path):
     """A course root with one autograded submission; returns (root, the manual cell's id,
     its points, the student's answer)."""
-    root = tmp_path / "course"
-    root.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    for package in ("tools", "grader"):
-        if (ROOT / package).is_dir():
-            shutil.copytree(ROOT / package, root / package,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "solutions").mkdir()
-    shutil.copy(ROOT / "solutions" / f"{A}.py", root / "solutions")
+    root = course_tools.copy_course(tmp_path / "course", [A])
     env = dict(os.environ, MPLBACKEND="Agg",
                PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     for step in ("release", "autograde"):

@@ -50,12 +50,7 @@ def points(name):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    shutil.copytree(ROOT / "tools", root / "tools", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "solutions").mkdir()
-    for name in (A, B):
-        shutil.copy(ROOT / "solutions" / f"{name}.py", root / "solutions")
+    root = course.copy_course(tmp_path_factory.mktemp("course"), [A, B])
     assert run("--root", root, "release")[0] == 0
     with open(root / "roster.csv", "w", newline="") as f:
         csv.writer(f).writerows(ROSTER)

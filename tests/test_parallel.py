@@ -6,7 +6,6 @@ course root and with two jobs in a copy of it; every score, every verdict in the
 notebooks and the failure report must be the same.
 """
 
-import copy
 import os
 import shutil
 import sys
@@ -20,6 +19,7 @@ from grader.sandbox import SandboxUnavailable, preflight
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import course  # noqa: E402
+from test_course_pipeline import perfect_submission, with_cell  # noqa: E402
 
 A = "04_normalization"
 pytestmark = [pytest.mark.slow,
@@ -31,24 +31,15 @@ def _meta(cell):
 
 
 def _class():
-    release = nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4)
-    source = nbformat.read(ROOT / "solutions" / A / f"{A}.ipynb", as_version=4)
-    answers = {_meta(c)["grade_id"]: c.source for c in source.cells if _meta(c).get("solution")
-               and c.cell_type == "code"}
-    perfect = copy.deepcopy(release)
-    for cell in perfect.cells:
-        if _meta(cell).get("grade_id") in answers:
-            cell.source = answers[_meta(cell)["grade_id"]]
+    perfect = perfect_submission(A)
 
     def edited(grade_id, change):
-        nb = copy.deepcopy(perfect)
-        cell = next(c for c in nb.cells if _meta(c).get("grade_id") == grade_id)
-        cell.source = change(cell.source)
-        return nb
+        source = next(c for c in perfect.cells if _meta(c).get("grade_id") == grade_id).source
+        return with_cell(perfect, grade_id, change(source))
 
     return {
         "solution": perfect,
-        "blank": release,
+        "blank": nbformat.read(ROOT / "exercises" / A / f"{A}.ipynb", as_version=4),
         "wrong": edited("batch_norm_forward",
                         lambda s: s.replace("var = x.var(axis=axes)",
                                             "var = x.var(axis=axes, ddof=1)")),
@@ -89,15 +80,8 @@ def roots(tmp_path_factory):
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no sandbox here: {exc}")
-    serial = tmp_path_factory.mktemp("serial")
-    config = (ROOT / "nbgrader_config.py").read_text() + (
-        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n")
-    (serial / "nbgrader_config.py").write_text(config)
-    for folder in ("tools", "grader"):
-        shutil.copytree(ROOT / folder, serial / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    (serial / "solutions").mkdir()
-    shutil.copy(ROOT / "solutions" / f"{A}.py", serial / "solutions")
+    serial = course.copy_course(tmp_path_factory.mktemp("serial"), [A], config=(
+        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n"))
     assert course.main(["--root", str(serial), "release"]) == 0
     for student, nb in _class().items():
         folder = serial / "submitted" / student / A

@@ -91,6 +91,34 @@ def test_reference_modules_and_torch_are_absent_for_graded_code(staged):
                                            "normcore.normalization absent", "3"]
 
 
+def test_stand_ins_keep_every_result_class_with_its_fields():
+    """The worker's stand-in modules are written from the source without importing it: each
+    keeps exactly the public dataclasses of the real module (name, fields, frozen)."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import normcore
+
+    source = Path(normcore.__file__).parent
+    checked = 0
+    for mod in pkgutil.iter_modules([str(source)]):
+        if mod.name in sandbox.PUBLIC_TO_WORKER:
+            continue
+        module = importlib.import_module(f"normcore.{mod.name}")
+        real = sorted((name, obj.__dataclass_params__.frozen,
+                       [f.name for f in dataclasses.fields(obj)])
+                      for name, obj in vars(module).items()
+                      if isinstance(obj, type) and dataclasses.is_dataclass(obj)
+                      and obj.__module__ == module.__name__ and not name.startswith("_"))
+        path = source / mod.name / "__init__.py" if mod.ispkg else source / f"{mod.name}.py"
+        stub = sorted((name, frozen, [f for f, _ in fields]) for name, frozen, fields
+                      in sandbox._result_classes(path.read_text()))
+        assert stub == real, mod.name
+        checked += len(real)
+    assert checked >= 5
+
+
 def test_preflight_refuses_without_bubblewrap(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap .* not installed.*"
@@ -124,6 +152,12 @@ def roundtrip(value, **decode_options):
     return worker.decode(got["v"], arrays, **decode_options)
 
 
+def raw_message(head: bytes, layout: bytes, body: bytes) -> io.BytesIO:
+    """A message written by hand, as a hostile worker could write it."""
+    sizes = b"".join(len(part).to_bytes(8, "little") for part in (head, layout, body))
+    return io.BytesIO(sizes + head + layout + body)
+
+
 def test_data_crosses_exactly():
     rng = np.random.default_rng(3)
     value = (np.arange(6.0).reshape(2, 3), np.float32(2.5), {"m": np.ones(2, np.float32),
@@ -152,13 +186,8 @@ def test_no_pickle_and_no_unknown_tags():
     with pytest.raises(worker.ProtocolError, match="unknown tag"):
         worker.decode(header["v"], arrays)
     # An object dtype never crosses: the layout names only plain numeric dtypes.
-    bad = io.BytesIO()
-    head, meta = b"{}", b'[["|O", [1]]]'
-    bad.write(len(head).to_bytes(8, "little") + len(meta).to_bytes(8, "little")
-              + (8).to_bytes(8, "little") + head + meta + b"\0" * 8)
-    bad.seek(0)
     with pytest.raises(worker.ProtocolError, match="malformed array"):
-        worker.read_message(bad)
+        worker.read_message(raw_message(b"{}", b'[["|O", [1]]]', b"\0" * 8))
 
 
 def test_sizes_are_bounded():
@@ -167,13 +196,8 @@ def test_sizes_are_bounded():
     stream.seek(0)
     with pytest.raises(worker.ProtocolError, match="exceeds the limit"):
         worker.read_message(stream, limit=1000)
-    liar = io.BytesIO()
-    head, meta = b"{}", b'[["<f8", [1000]]]'
-    liar.write(len(head).to_bytes(8, "little") + len(meta).to_bytes(8, "little")
-               + (8).to_bytes(8, "little") + head + meta + b"\0" * 8)
-    liar.seek(0)
     with pytest.raises(worker.ProtocolError, match="shorter than their shapes"):
-        worker.read_message(liar)
+        worker.read_message(raw_message(b"{}", b'[["<f8", [1000]]]', b"\0" * 8))
 
 
 def test_records_only_for_known_classes():

@@ -242,6 +242,25 @@ def _check_cell(where, kind, cell_type, text, points):
                               f"'# {points:g} point(s): ...', got {first!r}")
 
 
+def copy_course(dest: Path, names=None, *, config: str = "", source: Path = ROOT) -> Path:
+    """A throwaway course root at ``dest`` (created if missing): the nbgrader configuration
+    with ``config`` appended, ``tools/``, ``grader/`` and the sources ``solutions/<name>.py``
+    of ``names`` (every assignment by default). Nothing is released yet.
+
+    Tests and benchmarks grade there, never in the course itself (``generate_assignment
+    --force`` after submissions can delete a release)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "nbgrader_config.py").write_text((source / "nbgrader_config.py").read_text() + config)
+    for folder in ("tools", "grader"):
+        shutil.copytree(source / folder, dest / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "solutions").mkdir(exist_ok=True)
+    for name in assignments_in(source) if names is None else names:
+        shutil.copy(source / "solutions" / f"{name}.py", dest / "solutions")
+    return dest
+
+
 def assignments_in(root: Path, wanted=()) -> list[str]:
     """Assignment names with a source text ``solutions/<name>.py``, or the wanted ones."""
     found = sorted(p.stem for p in (root / "solutions").glob("*.py") if _NAME.match(p.stem))
