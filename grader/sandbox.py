@@ -23,7 +23,6 @@ reason and the fix otherwise. ``unsafe=True`` (the instructor's explicit
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import pkgutil
 import shutil
@@ -65,7 +64,36 @@ WORKER_LIMITS = Limits(cpu_seconds=240, memory_bytes=4 << 30)
 # --------------------------------------------------------------------------------- staging
 
 
-def _stub_source(module) -> str:
+def _result_classes(source: str) -> list[tuple[str, bool, list[tuple[str, str]]]]:
+    """``(name, frozen, [(field, default)])`` of the public dataclasses defined in a module's
+    source, read without importing it (some modules import torch, which is slow to load)."""
+    import ast
+
+    found = []
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef) or node.name.startswith("_"):
+            continue
+        for deco in node.decorator_list:
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if ast.unparse(target) not in ("dataclass", "dataclasses.dataclass"):
+                continue
+            frozen = any(k.arg == "frozen" and isinstance(k.value, ast.Constant)
+                         and k.value.value is True
+                         for k in (deco.keywords if isinstance(deco, ast.Call) else []))
+            fields = []
+            for stmt in node.body:
+                if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+                        and "ClassVar" not in ast.unparse(stmt.annotation)):
+                    default = ""
+                    if isinstance(stmt.value, ast.Constant) and isinstance(
+                            stmt.value.value, int | float | str | bool | type(None)):
+                        default = f" = {stmt.value.value!r}"
+                    fields.append((stmt.target.id, default))
+            found.append((node.name, frozen, fields))
+    return found
+
+
+def _stub_source(module_name: str, source: str) -> str:
     """A stand-in for a normcore reference module inside the worker.
 
     It keeps the module's result classes (dataclasses, same fields, no methods), so that a
@@ -73,7 +101,7 @@ def _stub_source(module) -> str:
     the reference is not available to graded code.
     """
     lines = [
-        f'"""Stand-in for {module.__name__} while graded functions run: the references are',
+        f'"""Stand-in for {module_name} while graded functions run: the references are',
         'not available here; write the computation yourself with NumPy."""',
         "import dataclasses as _dc",
         "import typing as _t",
@@ -83,29 +111,22 @@ def _stub_source(module) -> str:
         "    pass",
         "",
     ]
-    for name, obj in sorted(vars(module).items()):
-        if (isinstance(obj, type) and dataclasses.is_dataclass(obj)
-                and obj.__module__ == module.__name__ and not name.startswith("_")):
-            frozen = obj.__dataclass_params__.frozen
-            lines += ["", f"@_dc.dataclass(frozen={frozen})", f"class {name}:"]
-            fields = dataclasses.fields(obj)
-            if not fields:
-                lines.append("    pass")
-            for f in fields:
-                default = ""
-                if isinstance(f.default, int | float | str | bool | type(None)):
-                    default = f" = {f.default!r}"
-                lines.append(f"    {f.name}: _t.Any{default}")
+    for name, frozen, fields in sorted(_result_classes(source)):
+        lines += ["", f"@_dc.dataclass(frozen={frozen})", f"class {name}:"]
+        if not fields:
+            lines.append("    pass")
+        for field, default in fields:
+            lines.append(f"    {field}: _t.Any{default}")
     lines += [
         "",
         "",
         "def __getattr__(name):",
         "    if name.startswith('__'):",
         "        raise AttributeError(name)",
-        f"    error = _Unavailable({module.__name__!r} + '.' + name + ' is not available to "
+        f"    error = _Unavailable({module_name!r} + '.' + name + ' is not available to "
         "graded functions: calling the course library\\'s reference earns no points; write "
         "the computation yourself with NumPy')",
-        f"    error.normcore_unavailable = {module.__name__!r} + '.' + name",
+        f"    error.normcore_unavailable = {module_name!r} + '.' + name",
         "    raise error",
         "",
     ]
@@ -143,8 +164,8 @@ def stage(dest: Path) -> dict[str, Path]:
         if mod.name in PUBLIC_TO_WORKER:
             shutil.copy(source / f"{mod.name}.py", target)
         else:
-            module = importlib.import_module(f"normcore.{mod.name}")
-            target.write_text(_stub_source(module))
+            path = source / mod.name / "__init__.py" if mod.ispkg else source / f"{mod.name}.py"
+            target.write_text(_stub_source(f"normcore.{mod.name}", path.read_text()))
     shutil.copy(source / "__init__.py", worker / "normcore" / "__init__.py")
     for name in BLOCKED_PACKAGES:
         (worker / name).mkdir()

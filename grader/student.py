@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import inspect
 import os
 import select
@@ -42,23 +43,26 @@ class WorkerFailure(AssertionError):
     """The student's code ended the worker, ran out of time, or broke the protocol."""
 
 
-def _record_classes() -> dict[str, type]:
-    """Result classes of normcore that may cross as records (fields only)."""
+@functools.lru_cache(maxsize=256)
+def record_class(name: str) -> type | None:
+    """The normcore result class a record names (a dataclass defined in a public top-level
+    module), or None: the record then stays an opaque Handle. Modules are imported only when
+    a record names them."""
     import importlib
-    import pkgutil
 
-    import normcore
-
-    found = {}
-    for mod in pkgutil.iter_modules(normcore.__path__):
-        if mod.name in ("nn", "book") or mod.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"normcore.{mod.name}")
-        for obj in vars(module).values():
-            if (isinstance(obj, type) and dataclasses.is_dataclass(obj)
-                    and obj.__module__ == module.__name__):
-                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
-    return found
+    module_name, _, cls = name.rpartition(".")
+    package, _, module = module_name.partition(".")
+    if (package != "normcore" or not module.isidentifier() or module in ("nn", "book")
+            or module.startswith("_") or not cls.isidentifier()):
+        return None
+    try:
+        found = getattr(importlib.import_module(module_name), cls, None)
+    except ImportError:
+        return None
+    if (isinstance(found, type) and dataclasses.is_dataclass(found)
+            and found.__module__ == module_name):
+        return found
+    return None
 
 
 class _Reader:
@@ -98,7 +102,6 @@ class Submission:
         self.startup_limit = startup_limit
         self.cell_limit = cell_limit
         self.limits = limits
-        self.records = _record_classes()
         self.proc = None
         self.ready = False
         self.calls = 0
@@ -258,7 +261,7 @@ class Submission:
         raise TypeError(f"a {type(obj).__name__} cannot be passed to the student's code")
 
     def _decode(self, spec, arrays):
-        value = decode(spec, arrays, records=self.records.get)
+        value = decode(spec, arrays, records=record_class)
         return self._tag(value)
 
     def _decode_list(self, specs, arrays):
