@@ -13,7 +13,6 @@ line reaches any feedback page or file.
 import copy
 import hashlib
 import os
-import shutil
 import site
 import sys
 import textwrap
@@ -281,11 +280,17 @@ def _venv_state(venv_site: str) -> str:
 
 
 def _sandbox_processes() -> list[str]:
+    """Processes of the sandbox user started by this process's grading: they all inherit the
+    environment of a sandbox of ours, which names our staging folder. (Other tests may be
+    grading at the same time, in their own sandboxes.)"""
+    from grader.student import stage_once
+
+    ours = str(Path(stage_once()["worker"]).parent).encode()
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if proc.stat().st_uid == SANDBOX_UID:
+                if proc.stat().st_uid == SANDBOX_UID and ours in (proc / "environ").read_bytes():
                     found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
             except OSError:
                 continue
@@ -308,15 +313,9 @@ def attacked(tmp_path_factory):
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no sandbox here: {exc}")
-    root = tmp_path_factory.mktemp("redteam")
+    root = course.copy_course(tmp_path_factory.mktemp("redteam"), [A], config=(
+        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n"))
     os.chmod(root, 0o755)
-    config = (ROOT / "nbgrader_config.py").read_text() + (
-        "\nc.Execute.timeout = 10\nc.TrustedChecks.cell_time_limit = 10\n")
-    (root / "nbgrader_config.py").write_text(config)
-    for folder in ("tools", "grader"):
-        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "solutions").mkdir()
-    shutil.copy(ROOT / "solutions" / f"{A}.py", root / "solutions")
     assert course.main(["--root", str(root), "release"]) == 0
     venv_site = next(p for p in site.getsitepackages() if p.startswith(sys.prefix))
 
