@@ -20,6 +20,7 @@ import functools
 import inspect
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,8 +198,6 @@ class Submission:
             except OSError:
                 pass
         self.proc = None
-        import shutil
-
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
 
     close = kill

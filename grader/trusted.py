@@ -213,7 +213,6 @@ def apply_verdicts(nb, assignment: assignments.Assignment, verdicts: dict) -> in
         else:
             message = verdicts[grade_id]
         cell.outputs = [] if message is None else [error_output(message)]
-        cell["execution_count"] = cell.get("execution_count")
         failed += message is not None
     return failed
 

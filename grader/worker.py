@@ -364,23 +364,20 @@ class Worker:
         report = []
         for i, cell in enumerate(cells):
             label = str(cell.get("label", f"cell {i + 1}"))
-            error = None
+            error = unavailable = None
+            timed_out = False
             printed = _Printed()
             try:
                 code = compile(transform(str(cell.get("source", ""))), f"<{label}>", "exec")
                 with _redirect(printed), _alarm(limit):
                     exec(code, self.namespace)
             except _CellTimeout:
-                error, unavailable = f"did not finish within {limit:g} s", None
-                report.append({"label": label, "error": error, "unavailable": None})
-                continue
+                error, timed_out = f"did not finish within {limit:g} s", True
             except BaseException as exc:  # noqa: BLE001 - a student's cell may raise anything
                 error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 unavailable = _unavailable(exc)
-            else:
-                unavailable = None
             report.append({"label": label, "error": error, "unavailable": unavailable})
-            if cell.get("baseline"):
+            if cell.get("baseline") and not timed_out:
                 self.baseline = set(self.namespace)
         return report
 

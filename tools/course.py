@@ -390,29 +390,28 @@ def _generate(api, name: str) -> None:
         raise CourseError(f"nbgrader generate_assignment {name} failed:\n      {_fail(result)}")
 
 
+def _found_in(notebook: Path, markers, secret) -> list[str]:
+    """The ``markers`` and the distinctive ``secret`` lines that appear in ``notebook``."""
+    nb = nbformat.read(notebook, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    lines = {ln.strip() for ln in text.split("\n")}
+    return ([m for m in markers if m in text]
+            + sorted(ln for ln in secret if len(ln) >= 20 and ln in lines))
+
+
 def check_release(source: Path, notebook: Path) -> list[str]:
     """Solution, model-answer and hidden-test lines of ``source`` (``solutions/<a>.py``) that
     appear in ``notebook`` (a release, or the nbgrader source notebook for hidden tests)."""
     a = assignments.load(source.parents[1], source.stem)
-    nb = nbformat.read(notebook, as_version=4)
-    text = "\n".join(c.source for c in nb.cells)
-    lines = {ln.strip() for ln in text.split("\n")}
-    leaks = [m for m in (BEGIN_SOLUTION, BEGIN_HIDDEN) if m in text]
-    secret = (a.solution_lines | a.hidden_lines) - a.visible_lines
-    leaks += sorted(ln for ln in secret if len(ln) >= 20 and ln in lines)
-    return leaks
+    return _found_in(notebook, (BEGIN_SOLUTION, BEGIN_HIDDEN),
+                     (a.solution_lines | a.hidden_lines) - a.visible_lines)
 
 
 def check_source_notebook(source: Path, notebook: Path) -> list[str]:
     """Hidden-test lines in the nbgrader source notebook (the gradebook's copy of the tests
     must not hold them)."""
     a = assignments.load(source.parents[1], source.stem)
-    nb = nbformat.read(notebook, as_version=4)
-    text = "\n".join(c.source for c in nb.cells)
-    lines = {ln.strip() for ln in text.split("\n")}
-    found = [BEGIN_HIDDEN] if BEGIN_HIDDEN in text else []
-    return found + sorted(ln for ln in a.hidden_lines - a.visible_lines
-                          if len(ln) >= 20 and ln in lines)
+    return _found_in(notebook, (BEGIN_HIDDEN,), a.hidden_lines - a.visible_lines)
 
 
 def release(root: Path, wanted=()) -> None:
